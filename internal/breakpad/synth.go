@@ -1,0 +1,157 @@
+// Package breakpad writes and reads the parts of the Breakpad .sym text
+// format that Tecken uses: MODULE and INFO CODE_ID headers, FILE, FUNC (with
+// line records) and PUBLIC records.
+package breakpad
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"strings"
+)
+
+// Symbol is one FUNC or PUBLIC record.
+type Symbol struct {
+	Address uint64
+	Size    uint64 // 0 for PUBLIC records
+	Name    string
+	Public  bool
+}
+
+// Module describes one synthetic symbol file.
+type Module struct {
+	OS        string // windows, linux or mac (the MODULE line's word)
+	Arch      string
+	DebugID   string // upper-case hex, 33 characters
+	DebugFile string // xul.pdb, libxul.so, XUL
+	CodeFile  string // xul.dll on Windows, empty elsewhere
+	CodeID    string
+	Files     []string
+	Symbols   []Symbol // sorted by address; FUNCs first in the file, then PUBLICs
+}
+
+// SymFile returns the symbol file name Tecken derives from a debug file
+// name: X.pdb becomes X.sym, anything else N becomes N.sym.
+func SymFile(debugFile string) string {
+	if base, ok := strings.CutSuffix(debugFile, ".pdb"); ok {
+		return base + ".sym"
+	}
+	return debugFile + ".sym"
+}
+
+// Key returns the storage key of the module's symbol file,
+// debug_file/DEBUG_ID/sym_file.
+func (m *Module) Key() string {
+	return m.DebugFile + "/" + m.DebugID + "/" + SymFile(m.DebugFile)
+}
+
+// Platforms lists the platform words Synthesize accepts.
+var Platforms = []string{"windows", "linux", "mac"}
+
+var words = []string{"Frame", "Layout", "Style", "Net", "Http", "Dom", "Js", "Gc",
+	"Render", "Paint", "Cache", "Stream", "Thread", "Timer", "Event", "Node",
+	"Text", "Image", "Font", "Window", "Socket", "Parser", "Script", "Worker"}
+
+func hexID(r *rand.Rand, n int) string {
+	const digits = "0123456789ABCDEF"
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = digits[r.IntN(16)]
+	}
+	return string(b)
+}
+
+// Synthesize returns a deterministic module for the given base name (such as
+// "xul") and platform, with nsyms symbols. The same r state gives the same
+// module.
+func Synthesize(r *rand.Rand, base, platform string, nsyms int) Module {
+	m := Module{OS: platform, Arch: []string{"x86", "x86_64", "aarch64"}[r.IntN(3)]}
+	switch platform {
+	case "windows":
+		m.DebugFile = base + ".pdb"
+		m.CodeFile = base + ".dll"
+		m.DebugID = hexID(r, 32) + "1"
+		m.CodeID = hexID(r, 8) + hexID(r, 5)
+	case "mac":
+		m.DebugFile = base
+		m.DebugID = hexID(r, 32) + "0"
+		m.CodeID = hexID(r, 32)
+	default:
+		m.OS = "Linux"
+		m.DebugFile = "lib" + base + ".so"
+		m.DebugID = hexID(r, 32) + "0"
+		m.CodeID = strings.ToLower(hexID(r, 40))
+	}
+	for i := range 3 {
+		m.Files = append(m.Files, fmt.Sprintf("/builds/worker/checkouts/gecko/%s/%s%d.cpp", base, words[r.IntN(len(words))], i))
+	}
+	addr := uint64(0x1000)
+	for i := range nsyms {
+		size := uint64(16 + r.IntN(4080))
+		name := fmt.Sprintf("mozilla::%s::%s%s(int)", strings.ToLower(words[r.IntN(len(words))]), words[r.IntN(len(words))], words[r.IntN(len(words))])
+		public := i%5 == 4 // every fifth symbol is a PUBLIC without size
+		if public {
+			name = fmt.Sprintf("_%s%s_%d", words[r.IntN(len(words))], words[r.IntN(len(words))], i)
+		}
+		m.Symbols = append(m.Symbols, Symbol{Address: addr, Size: size, Name: name, Public: public})
+		addr += size + uint64(r.IntN(64))
+	}
+	return m
+}
+
+// WriteTo writes the module as Breakpad .sym text.
+func (m *Module) WriteTo(w io.Writer) (int64, error) {
+	bw := bufio.NewWriter(w)
+	cw := &countWriter{w: bw}
+	fmt.Fprintf(cw, "MODULE %s %s %s %s\n", m.OS, m.Arch, m.DebugID, m.DebugFile)
+	fmt.Fprintf(cw, "INFO CODE_ID %s %s\n", m.CodeID, m.CodeFile)
+	fmt.Fprintf(cw, "INFO GENERATOR teckenrun synthetic 1.0\n")
+	for i, f := range m.Files {
+		fmt.Fprintf(cw, "FILE %d %s\n", i, f)
+	}
+	for _, s := range m.Symbols {
+		if s.Public {
+			continue
+		}
+		fmt.Fprintf(cw, "FUNC %x %x 0 %s\n", s.Address, s.Size, s.Name)
+		// Four line records (fewer for tiny functions) cover the function.
+		step := max(s.Size/4, 1)
+		for a, line := s.Address, 10; a < s.Address+s.Size; a, line = a+step, line+1 {
+			n := min(step, s.Address+s.Size-a)
+			fmt.Fprintf(cw, "%x %x %d %d\n", a, n, line, int(a)%len(m.Files))
+		}
+	}
+	for _, s := range m.Symbols {
+		if s.Public {
+			fmt.Fprintf(cw, "PUBLIC %x 0 %s\n", s.Address, s.Name)
+		}
+	}
+	if err := bw.Flush(); err != nil {
+		return cw.n, err
+	}
+	return cw.n, cw.err
+}
+
+// Bytes returns the module's .sym text.
+func (m *Module) Bytes() []byte {
+	var sb strings.Builder
+	_, _ = m.WriteTo(&sb) // a strings.Builder never fails
+	return []byte(sb.String())
+}
+
+type countWriter struct {
+	w   io.Writer
+	n   int64
+	err error
+}
+
+func (c *countWriter) Write(p []byte) (int, error) {
+	if c.err != nil {
+		return 0, c.err
+	}
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	c.err = err
+	return n, err
+}

@@ -1,0 +1,163 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func runArgs(t *testing.T, term terminal, args ...string) (stdout, stderr string, err error) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	err = run(context.Background(), args, strings.NewReader(""), &out, &errb, term)
+	return out.String(), errb.String(), err
+}
+
+func TestDemoPlanEndToEnd(t *testing.T) {
+	out := filepath.Join(t.TempDir(), "report.json")
+	stdout, _, err := runArgs(t, terminal{}, "plans/demo.yaml", "-out", out) // flags after the plan work too
+	if err != nil {
+		t.Fatal(err)
+	}
+	var r map[string]any
+	if err := json.Unmarshal([]byte(stdout), &r); err != nil {
+		t.Fatalf("piped stdout is not one JSON document: %v", err)
+	}
+	for _, key := range []string{"plan", "host", "ok", "interrupted", "started_at", "duration_s", "steps"} {
+		if _, ok := r[key]; !ok {
+			t.Errorf("report lacks %q", key)
+		}
+	}
+	if r["ok"] != true || r["plan"] != "demo" || r["embedded"] != true || !strings.HasPrefix(r["host"].(string), "http://127.0.0.1:") {
+		t.Errorf("report head: %v", r)
+	}
+	steps := r["steps"].([]any)
+	if len(steps) == 0 {
+		t.Fatal("no steps")
+	}
+	dl := steps[0].(map[string]any)
+	for _, key := range []string{"kind", "name", "ok", "error", "duration_s", "requests", "errors", "retries",
+		"right_pct", "ignore_hits", "junk_rows", "by_status"} {
+		if _, ok := dl[key]; !ok {
+			t.Errorf("download step lacks %q", key)
+		}
+	}
+	for _, key := range []string{"status", "count", "right_pct", "median_s", "mean_s", "internal_median_s",
+		"internal_mean_s", "p95_s", "p99_s"} {
+		if _, ok := dl["by_status"].([]any)[0].(map[string]any)[key]; !ok {
+			t.Errorf("by_status lacks %q", key)
+		}
+	}
+	// The demo data agree with the embedded store: only the row for a
+	// symbol that is gone is wrong.
+	if dl["requests"].(float64) != 58 || dl["junk_rows"].(float64) != 2 || dl["ignore_hits"].(float64) != 3 {
+		t.Errorf("demo download: requests %v, junk %v, ignore hits %v", dl["requests"], dl["junk_rows"], dl["ignore_hits"])
+	}
+	saved, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var fromFile map[string]any
+	if err := json.Unmarshal(saved, &fromFile); err != nil || fromFile["started_at"] != r["started_at"] {
+		t.Errorf("-out file differs from stdout: %v", err)
+	}
+}
+
+func TestTableOutputOnATerminal(t *testing.T) {
+	stdout, _, err := runArgs(t, terminal{stdout: true}, "plans/demo.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"plan demo on http://127.0.0.1:", "(embedded emulator): ok", "JOBS DONE          58",
+		"IGNORE HITS        3 (5.2%)", "JUNK ROWS SKIPPED  2", "| STATUS CODE | COUNT |", "| 302 "} {
+		if !strings.Contains(stdout, want) {
+			t.Errorf("table output lacks %q:\n%s", want, stdout)
+		}
+	}
+	if json.Valid([]byte(stdout)) {
+		t.Error("a terminal got JSON")
+	}
+}
+
+func TestValidateFlagPrintsTheResolvedPlan(t *testing.T) {
+	stdout, _, err := runArgs(t, terminal{}, "-validate", "plans/demo.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"host: embedded", "timeout: 10s", "stop_on_error: true", "concurrency: 4", "user_agent: teckenrun/"} {
+		if !strings.Contains(stdout, want) {
+			t.Errorf("-validate output lacks %q:\n%s", want, stdout)
+		}
+	}
+}
+
+func TestUsageErrorsExitTwo(t *testing.T) {
+	dir := t.TempDir()
+	bad := filepath.Join(dir, "bad.yaml")
+	os.WriteFile(bad, []byte("host: embedded\nsteps:\n  - download: {csv: a.csv, concurrency: 0}\n"), 0o644)
+	tests := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"no plan", nil, "want exactly one plan file"},
+		{"two plans", []string{"a.yaml", "b.yaml"}, "want exactly one plan file, got 2"},
+		{"unknown flag", []string{"-bogus", "plans/demo.yaml"}, "flag provided but not defined: -bogus"},
+		{"bad format", []string{"-format", "xml", "plans/demo.yaml"}, `-format must be auto, table or json, got "xml"`},
+		{"missing plan", []string{filepath.Join(dir, "nope.yaml")}, "no such file or directory"},
+		{"invalid plan", []string{bad}, "bad.yaml: steps[0].download.concurrency: must be at least 1, got 0 (line 3)"},
+		{"unknown step name", []string{"-only", "upload", "plans/demo.yaml"}, `plans/demo.yaml has no step named "upload"; its steps are: download`},
+		{"bad host flag", []string{"-host", "ftp://x", "plans/demo.yaml"}, `host: must be an http(s) URL`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			stdout, _, err := runArgs(t, terminal{}, tt.args...)
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("error %v, want it to contain %q", err, tt.want)
+			}
+			var msg bytes.Buffer
+			if code := exitCode(err, &msg); code != exitUsage {
+				t.Errorf("exit code %d, want %d", code, exitUsage)
+			}
+			if !strings.HasPrefix(msg.String(), "teckenrun: ") || stdout != "" {
+				t.Errorf("printed %q to stderr and %q to stdout", msg.String(), stdout)
+			}
+		})
+	}
+}
+
+func TestExitCodes(t *testing.T) {
+	tests := []struct {
+		err  error
+		want int
+	}{
+		{nil, exitOK},
+		{flag.ErrHelp, exitOK},
+		{usageErrorf("bad"), exitUsage},
+		{errors.Join(usageErrorf("a"), usageErrorf("b")), exitUsage},
+		{errors.New("step download failed"), exitFailed},
+		{context.Canceled, exitInterrupted},
+	}
+	for _, tt := range tests {
+		if got := exitCode(tt.err, new(bytes.Buffer)); got != tt.want {
+			t.Errorf("exitCode(%v) = %d, want %d", tt.err, got, tt.want)
+		}
+	}
+}
+
+func TestHelpAndVersion(t *testing.T) {
+	_, stderr, err := runArgs(t, terminal{}, "-h")
+	if !errors.Is(err, flag.ErrHelp) || !strings.Contains(stderr, "usage: teckenrun [flags] PLAN.yaml") || !strings.Contains(stderr, "-format format") {
+		t.Errorf("-h: %v\n%s", err, stderr)
+	}
+	stdout, _, err := runArgs(t, terminal{}, "-version")
+	if err != nil || stdout != "teckenrun "+version+"\n" {
+		t.Errorf("-version: %q %v", stdout, err)
+	}
+}

@@ -1,0 +1,487 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"net/url"
+	"os"
+	"path/filepath"
+	"reflect"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// Plan is a teckenrun plan: where to send traffic and the steps to run, in
+// order. See README.md for the reference of every key.
+type Plan struct {
+	Name              string   `yaml:"name"`
+	Host              string   `yaml:"host"`
+	SymbolicationHost string   `yaml:"symbolication_host,omitempty"`
+	AuthTokenEnv      string   `yaml:"auth_token_env,omitempty"`
+	UserAgent         string   `yaml:"user_agent"`
+	Timeout           Duration `yaml:"timeout"`
+	StopOnError       bool     `yaml:"stop_on_error"`
+	Seed              *uint64  `yaml:"seed,omitempty"`
+	Steps             []Step   `yaml:"steps"`
+
+	file string     // the name errors are reported against
+	dir  string     // relative paths in steps are resolved against it
+	root *yaml.Node // the parsed document, for line numbers
+}
+
+// Step is one entry of a plan's steps: exactly one kind, and an optional
+// name. Each kind is one struct.
+type Step struct {
+	Name     string        `yaml:"name,omitempty"`
+	Download *DownloadStep `yaml:"download,omitempty"`
+}
+
+// workloads returns the kinds set on a step, in declaration order.
+func (s *Step) workloads() []workload {
+	var ws []workload
+	v := reflect.ValueOf(s).Elem()
+	for i := range v.NumField() {
+		f := v.Field(i)
+		if f.Kind() == reflect.Pointer && !f.IsNil() {
+			if w, ok := f.Interface().(workload); ok {
+				ws = append(ws, w)
+			}
+		}
+	}
+	return ws
+}
+
+// stepKinds lists the yaml keys of every step kind.
+func stepKinds() []string {
+	var kinds []string
+	t := reflect.TypeFor[Step]()
+	for i := range t.NumField() {
+		if t.Field(i).Type.Kind() == reflect.Pointer {
+			kinds = append(kinds, yamlKey(t.Field(i)))
+		}
+	}
+	return kinds
+}
+
+func yamlKey(f reflect.StructField) string {
+	name, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+	return name
+}
+
+// defaultPlan returns the plan that a plan file's keys are decoded over.
+func defaultPlan() *Plan {
+	return &Plan{
+		UserAgent:   "teckenrun/" + version,
+		Timeout:     Duration(30 * time.Second),
+		StopOnError: true,
+	}
+}
+
+// LoadPlan reads, parses and validates the plan file at path.
+func LoadPlan(path string) (*Plan, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	p, err := ParsePlan(f, path)
+	if err != nil {
+		return nil, err
+	}
+	p.dir = filepath.Dir(path)
+	return p, nil
+}
+
+// ParsePlan decodes a plan strictly: unknown and duplicate keys, a second
+// document and an empty input are errors naming name and the line.
+// ${VAR} references are expanded from the environment first. Defaults are
+// applied; call Validate before running the plan.
+func ParsePlan(r io.Reader, name string) (*Plan, error) {
+	raw, err := io.ReadAll(r)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	data, err := expandEnv(raw, name)
+	if err != nil {
+		return nil, err
+	}
+	p := defaultPlan()
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(p); err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil, usageErrorf("%s: plan is empty", name)
+		}
+		return nil, yamlError(name, err)
+	}
+	var extra yaml.Node
+	if err := dec.Decode(&extra); err == nil {
+		return nil, usageErrorf("%s:%d: a plan is one YAML document; remove the second one (starting with ---)", name, extra.Line)
+	} else if !errors.Is(err, io.EOF) {
+		return nil, yamlError(name, err)
+	}
+	var root yaml.Node
+	if err := yaml.Unmarshal(data, &root); err != nil {
+		return nil, yamlError(name, err)
+	}
+	p.file, p.root, p.dir = name, &root, "."
+	p.setDefaults()
+	return p, nil
+}
+
+var envRef = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)\}`)
+
+// expandEnv replaces ${VAR} with the variable's value outside comment
+// lines. Every unset variable is reported with its line.
+func expandEnv(data []byte, name string) ([]byte, error) {
+	var errs []error
+	lines := bytes.SplitAfter(data, []byte("\n"))
+	for i, line := range lines {
+		if bytes.HasPrefix(bytes.TrimSpace(line), []byte("#")) {
+			continue
+		}
+		lines[i] = envRef.ReplaceAllFunc(line, func(ref []byte) []byte {
+			v, ok := os.LookupEnv(string(ref[2 : len(ref)-1]))
+			if !ok {
+				errs = append(errs, usageErrorf("%s:%d: environment variable %s is not set", name, i+1, ref[2:len(ref)-1]))
+			}
+			return []byte(v)
+		})
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	return bytes.Join(lines, nil), nil
+}
+
+var (
+	yamlLine     = regexp.MustCompile(`^(?:yaml: )?line (\d+): (.*)$`)
+	yamlNotFound = regexp.MustCompile(`^field (\S+) not found in type main\.(\w+)$`)
+)
+
+// yamlError turns a yaml decoding error into "file:line: message" lines.
+func yamlError(name string, err error) error {
+	var msgs []string
+	var te *yaml.TypeError
+	if errors.As(err, &te) {
+		msgs = te.Errors
+	} else {
+		msgs = []string{err.Error()}
+	}
+	var errs []error
+	for _, m := range msgs {
+		sub := yamlLine.FindStringSubmatch(m)
+		if sub == nil {
+			errs = append(errs, usageErrorf("%s: %s", name, strings.TrimPrefix(m, "yaml: ")))
+			continue
+		}
+		msg := sub[2]
+		if nf := yamlNotFound.FindStringSubmatch(msg); nf != nil {
+			msg = unknownKeyMessage(nf[1], nf[2])
+		}
+		errs = append(errs, usageErrorf("%s:%s: %s", name, sub[1], msg))
+	}
+	return errors.Join(errs...)
+}
+
+// planTypes maps the Go type names in yaml's errors to what the user wrote.
+var planTypes = map[string]reflect.Type{
+	"Plan":         reflect.TypeFor[Plan](),
+	"Step":         reflect.TypeFor[Step](),
+	"DownloadStep": reflect.TypeFor[DownloadStep](),
+}
+
+func unknownKeyMessage(key, typeName string) string {
+	t, ok := planTypes[typeName]
+	if !ok {
+		return fmt.Sprintf("unknown key %q", key)
+	}
+	var known []string
+	for i := range t.NumField() {
+		if k := yamlKey(t.Field(i)); k != "" && k != "-" && t.Field(i).IsExported() {
+			known = append(known, k)
+		}
+	}
+	where := "in " + strings.TrimSuffix(strings.ToLower(typeName), "step") + " step"
+	switch typeName {
+	case "Plan":
+		where = "at the top of the plan"
+	case "Step":
+		where = "in a step (a step is one of: " + strings.Join(stepKinds(), ", ") + ")"
+	}
+	msg := fmt.Sprintf("unknown key %q %s", key, where)
+	if best := closest(key, known); best != "" {
+		msg += fmt.Sprintf("; did you mean %q?", best)
+	}
+	return msg
+}
+
+// closest returns the candidate within edit distance 2 of s, if any.
+func closest(s string, candidates []string) string {
+	best, bestD := "", 3
+	for _, c := range candidates {
+		if d := editDistance(s, c); d < bestD {
+			best, bestD = c, d
+		}
+	}
+	return best
+}
+
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur := make([]int, len(b)+1)
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev = cur
+	}
+	return prev[len(b)]
+}
+
+// setDefaults fills in keys that depend on other keys, and step defaults.
+func (p *Plan) setDefaults() {
+	if p.SymbolicationHost == "" {
+		p.SymbolicationHost = p.Host
+	}
+	seen := map[string]int{}
+	for i := range p.Steps {
+		s := &p.Steps[i]
+		ws := s.workloads()
+		if len(ws) != 1 {
+			continue // Validate reports it
+		}
+		ws[0].setDefaults(p)
+		if s.Name == "" {
+			k := ws[0].kind()
+			seen[k]++
+			s.Name = k
+			if seen[k] > 1 {
+				s.Name = fmt.Sprintf("%s-%d", k, seen[k])
+			}
+		}
+	}
+}
+
+// Validate reports every problem of the plan at once, each with its field
+// path and line.
+func (p *Plan) Validate() error {
+	v := &validator{plan: p}
+	if p.Host == "" {
+		v.add("host", "is required: a URL such as https://symbols.stage.mozaws.net, or embedded")
+	} else {
+		v.checkHost("host", p.Host)
+	}
+	if p.SymbolicationHost != p.Host {
+		v.checkHost("symbolication_host", p.SymbolicationHost)
+	}
+	if p.AuthTokenEnv != "" && !envName.MatchString(p.AuthTokenEnv) {
+		v.add("auth_token_env", "must name an environment variable (such as TECKEN_AUTH_TOKEN), not hold the token")
+	}
+	if p.Timeout <= 0 {
+		v.add("timeout", "must be more than 0, got %s", time.Duration(p.Timeout))
+	}
+	if len(p.Steps) == 0 {
+		v.add("steps", "a plan needs at least one step (one of: %s)", strings.Join(stepKinds(), ", "))
+	}
+	names := map[string]int{}
+	for i := range p.Steps {
+		s := &p.Steps[i]
+		path := fmt.Sprintf("steps[%d]", i)
+		if j, dup := names[s.Name]; dup && s.Name != "" {
+			v.add(path+".name", "%q is already the name of steps[%d]; step names must be unique", s.Name, j)
+		}
+		names[s.Name] = i
+		ws := s.workloads()
+		switch len(ws) {
+		case 0:
+			v.add(path, "a step needs a kind, one of: %s", strings.Join(stepKinds(), ", "))
+		case 1:
+			ws[0].validate(v, path+"."+ws[0].kind())
+		default:
+			kinds := make([]string, len(ws))
+			for j, w := range ws {
+				kinds[j] = w.kind()
+			}
+			v.add(path, "a step has exactly one kind, this one has %s; make them separate steps", strings.Join(kinds, " and "))
+		}
+	}
+	return v.err()
+}
+
+var envName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+
+// validator collects validation problems.
+type validator struct {
+	plan *Plan
+	errs []error
+}
+
+func (v *validator) add(path, format string, args ...any) {
+	msg := fmt.Sprintf("%s: %s: %s", v.plan.file, path, fmt.Sprintf(format, args...))
+	if line := v.plan.line(path); line > 0 {
+		msg += fmt.Sprintf(" (line %d)", line)
+	}
+	v.errs = append(v.errs, usageError{errors.New(msg)})
+}
+
+func (v *validator) err() error { return errors.Join(v.errs...) }
+
+func (v *validator) checkHost(path, host string) {
+	if host == "embedded" {
+		return
+	}
+	u, err := url.Parse(host)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		v.add(path, "must be an http(s) URL such as https://symbols.mozilla.org, or embedded; got %q", host)
+	}
+}
+
+func (v *validator) atLeast(path string, got, min int) {
+	if got < min {
+		v.add(path, "must be at least %d, got %d", min, got)
+	}
+}
+
+func (v *validator) nonNegative(path string, got float64) {
+	if got < 0 || math.IsNaN(got) {
+		v.add(path, "must not be negative, got %v", got)
+	}
+}
+
+// line returns the line of the node at a field path such as
+// "steps[2].download.concurrency", or of its deepest existing parent.
+func (p *Plan) line(path string) int {
+	if p.root == nil || len(p.root.Content) == 0 {
+		return 0
+	}
+	n, line := p.root.Content[0], p.root.Content[0].Line
+	for _, seg := range strings.Split(path, ".") {
+		key, idx := seg, -1
+		if k, rest, ok := strings.Cut(seg, "["); ok {
+			key = k
+			idx, _ = strconv.Atoi(strings.TrimSuffix(rest, "]"))
+		}
+		next := mappingValue(n, key)
+		if next == nil {
+			return line
+		}
+		n, line = next, next.Line
+		if idx >= 0 {
+			if n.Kind != yaml.SequenceNode || idx >= len(n.Content) {
+				return line
+			}
+			n, line = n.Content[idx], n.Content[idx].Line
+		}
+	}
+	return line
+}
+
+func mappingValue(n *yaml.Node, key string) *yaml.Node {
+	if n.Kind != yaml.MappingNode {
+		return nil
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		if n.Content[i].Value == key {
+			return n.Content[i+1]
+		}
+	}
+	return nil
+}
+
+// resolve returns path relative to the plan's directory, unless absolute.
+func (p *Plan) resolve(path string) string {
+	if path == "" || filepath.IsAbs(path) {
+		return path
+	}
+	return filepath.Join(p.dir, path)
+}
+
+// Duration is a time.Duration written in plans as a Go duration ("30s").
+type Duration time.Duration
+
+// UnmarshalYAML accepts only strings that time.ParseDuration accepts.
+func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	v, err := time.ParseDuration(n.Value)
+	if n.Kind != yaml.ScalarNode || err != nil {
+		return fmt.Errorf("line %d: %q is not a duration; write it with a unit, such as 30s, 5m or 1h30m", n.Line, n.Value)
+	}
+	if v < 0 {
+		return fmt.Errorf("line %d: duration %q must not be negative", n.Line, n.Value)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// MarshalYAML writes the duration as a Go duration string.
+func (d Duration) MarshalYAML() (any, error) { return time.Duration(d).String(), nil }
+
+// Size is a byte count written in plans as "250mb", "1.5GB" or "512k"
+// (binary units, any case; a bare number is bytes).
+type Size int64
+
+var sizeRe = regexp.MustCompile(`^([0-9]+(?:\.[0-9]+)?)\s*([a-z]*)$`)
+
+var sizeUnits = map[string]float64{"": 1, "b": 1, "k": 1 << 10, "kb": 1 << 10, "kib": 1 << 10,
+	"m": 1 << 20, "mb": 1 << 20, "mib": 1 << 20, "g": 1 << 30, "gb": 1 << 30, "gib": 1 << 30,
+	"t": 1 << 40, "tb": 1 << 40, "tib": 1 << 40}
+
+// ParseSize parses a size such as "250mb".
+func ParseSize(s string) (Size, error) {
+	m := sizeRe.FindStringSubmatch(strings.ToLower(strings.TrimSpace(s)))
+	if m == nil {
+		return 0, fmt.Errorf("%q is not a size; write it like 250mb, 1.5GB or 512k", s)
+	}
+	unit, ok := sizeUnits[m[2]]
+	if !ok {
+		return 0, fmt.Errorf("%q has an unknown unit %q; use b, k, m, g or t", s, m[2])
+	}
+	n, _ := strconv.ParseFloat(m[1], 64) // the regexp admits only valid numbers
+	if n*unit > math.MaxInt64 {
+		return 0, fmt.Errorf("%q is too large", s)
+	}
+	return Size(n * unit), nil
+}
+
+// UnmarshalYAML parses the size with ParseSize.
+func (s *Size) UnmarshalYAML(n *yaml.Node) error {
+	v, err := ParseSize(n.Value)
+	if n.Kind != yaml.ScalarNode || err != nil {
+		if err == nil {
+			err = fmt.Errorf("a size must be a single value")
+		}
+		return fmt.Errorf("line %d: %w", n.Line, err)
+	}
+	*s = v
+	return nil
+}
+
+// MarshalYAML writes the size in the largest unit that keeps it exact.
+func (s Size) MarshalYAML() (any, error) { return s.String(), nil }
+
+func (s Size) String() string {
+	for _, u := range []struct {
+		name string
+		n    int64
+	}{{"tb", 1 << 40}, {"gb", 1 << 30}, {"mb", 1 << 20}, {"kb", 1 << 10}} {
+		if s != 0 && int64(s)%u.n == 0 {
+			return strconv.FormatInt(int64(s)/u.n, 10) + u.name
+		}
+	}
+	return strconv.FormatInt(int64(s), 10) + "b"
+}

@@ -1,0 +1,159 @@
+package main
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestParsePlanErrors(t *testing.T) {
+	tests := []struct {
+		name string
+		yaml string
+		want []string // each must appear in the error
+	}{
+		{"empty file", "", []string{"plan.yaml: plan is empty"}},
+		{"only comments", "# nothing\n", []string{"plan.yaml: plan is empty"}},
+		{"misspelled top-level key", "host: embedded\ntimout: 5s\nsteps: []\n",
+			[]string{`plan.yaml:2: unknown key "timout" at the top of the plan; did you mean "timeout"?`}},
+		{"misspelled step key", "host: embedded\nsteps:\n  - download:\n      csv: a.csv\n      concurency: 3\n",
+			[]string{`plan.yaml:5: unknown key "concurency" in download step; did you mean "concurrency"?`}},
+		{"unknown step kind", "host: embedded\nsteps:\n  - dowload:\n      csv: a.csv\n",
+			[]string{`plan.yaml:3: unknown key "dowload" in a step (a step is one of: download); did you mean "download"?`}},
+		{"duplicate key", "name: a\nname: b\nhost: embedded\n",
+			[]string{`plan.yaml:2: mapping key "name" already defined at line 1`}},
+		{"second document", "host: embedded\nsteps: []\n---\nhost: x\n",
+			[]string{"plan.yaml:3: a plan is one YAML document"}},
+		{"duration without unit", "host: embedded\ntimeout: 30\n",
+			[]string{`plan.yaml:2: "30" is not a duration; write it with a unit, such as 30s`}},
+		{"negative duration", "host: embedded\ntimeout: -1s\n", []string{`plan.yaml:2: duration "-1s" must not be negative`}},
+		{"wrong type", "host: embedded\nstop_on_error: maybe\n", []string{"plan.yaml:2: cannot unmarshal !!str `maybe` into bool"}},
+		{"syntax error", "host: [embedded\n", []string{"plan.yaml:"}},
+		{"unset variable", "host: ${TECKENRUN_TEST_UNSET_HOST}\nname: ${TECKENRUN_TEST_UNSET_NAME}\n",
+			[]string{"plan.yaml:1: environment variable TECKENRUN_TEST_UNSET_HOST is not set",
+				"plan.yaml:2: environment variable TECKENRUN_TEST_UNSET_NAME is not set"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := ParsePlan(strings.NewReader(tt.yaml), "plan.yaml")
+			if err == nil {
+				t.Fatal("no error")
+			}
+			var ue usageError
+			if !errors.As(err, &ue) {
+				t.Errorf("%v is not a usage error", err)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error\n%v\nwant it to contain\n%s", err, w)
+				}
+			}
+		})
+	}
+}
+
+func TestValidateReportsEveryProblem(t *testing.T) {
+	tests := []struct {
+		name string
+		yaml string
+		want []string
+	}{
+		{"no host, no steps", "name: x\n", []string{"plan.yaml: host: is required", "plan.yaml: steps: a plan needs at least one step"}},
+		{"bad host", "host: symbols.mozilla.org\nsteps:\n  - download: {csv: a.csv}\n",
+			[]string{`plan.yaml: host: must be an http(s) URL such as https://symbols.mozilla.org, or embedded; got "symbols.mozilla.org" (line 1)`}},
+		{"step without kind", "host: embedded\nsteps:\n  - name: lonely\n",
+			[]string{"plan.yaml: steps[0]: a step needs a kind, one of: download (line 3)"}},
+		{"zero concurrency and more", "host: embedded\nsteps:\n  - download: {csv: a.csv}\n  - download: {csv: b.csv}\n  - download:\n      csv: c.csv\n      concurrency: 0\n      max_requests: -1\n      rate: -2\n",
+			[]string{"plan.yaml: steps[2].download.concurrency: must be at least 1, got 0 (line 7)",
+				"plan.yaml: steps[2].download.max_requests: must be at least 0, got -1 (line 8)",
+				"plan.yaml: steps[2].download.rate: must not be negative, got -2 (line 9)"}},
+		{"missing csv", "host: embedded\nsteps:\n  - download: {concurrency: 2}\n",
+			[]string{"plan.yaml: steps[0].download.csv: is required"}},
+		{"duplicate names", "host: embedded\nsteps:\n  - {name: a, download: {csv: a.csv}}\n  - {name: a, download: {csv: a.csv}}\n",
+			[]string{`plan.yaml: steps[1].name: "a" is already the name of steps[0]`}},
+		{"token in auth_token_env", "host: embedded\nauth_token_env: 0123456789abcdef-secret\nsteps:\n  - download: {csv: a.csv}\n",
+			[]string{"plan.yaml: auth_token_env: must name an environment variable"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p, err := ParsePlan(strings.NewReader(tt.yaml), "plan.yaml")
+			if err != nil {
+				t.Fatal(err)
+			}
+			err = p.Validate()
+			if len(tt.want) == 0 {
+				if err != nil {
+					t.Fatalf("unexpected error: %v", err)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatal("no error")
+			}
+			if got := strings.Count(err.Error(), "\n") + 1; got != len(tt.want) {
+				t.Errorf("%d problems reported, want %d:\n%v", got, len(tt.want), err)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error\n%v\nwant it to contain\n%s", err, w)
+				}
+			}
+		})
+	}
+}
+
+func TestPlanDefaultsAndExpansion(t *testing.T) {
+	t.Setenv("TECKENRUN_TEST_HOST", "http://127.0.0.1:8000")
+	p, err := ParsePlan(strings.NewReader("host: ${TECKENRUN_TEST_HOST}\n# ${NOT_EXPANDED_IN_COMMENTS}\nsteps:\n  - download: {csv: a.csv}\n  - download: {csv: b.csv, concurrency: 3}\n"), "p.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if p.Host != "http://127.0.0.1:8000" || p.SymbolicationHost != p.Host {
+		t.Errorf("host %q, symbolication_host %q", p.Host, p.SymbolicationHost)
+	}
+	if time.Duration(p.Timeout) != 30*time.Second || !p.StopOnError || p.UserAgent != "teckenrun/"+version {
+		t.Errorf("defaults: timeout %v, stop_on_error %v, user_agent %q", time.Duration(p.Timeout), p.StopOnError, p.UserAgent)
+	}
+	if *p.Steps[0].Download.Concurrency != 10 || *p.Steps[1].Download.Concurrency != 3 {
+		t.Errorf("concurrency %d and %d, want 10 (default) and 3", *p.Steps[0].Download.Concurrency, *p.Steps[1].Download.Concurrency)
+	}
+	if p.Steps[0].Name != "download" || p.Steps[1].Name != "download-2" {
+		t.Errorf("default names %q, %q", p.Steps[0].Name, p.Steps[1].Name)
+	}
+}
+
+func TestParseSize(t *testing.T) {
+	tests := []struct {
+		in   string
+		want Size
+		err  string
+	}{
+		{"250mb", 250 << 20, ""},
+		{"1.5GB", 3 << 29, ""},
+		{"512k", 512 << 10, ""},
+		{"100M", 100 << 20, ""},
+		{"42", 42, ""},
+		{"7 KiB", 7 << 10, ""},
+		{"2t", 2 << 40, ""},
+		{"10 parsecs", 0, `unknown unit "parsecs"`},
+		{"-5mb", 0, "is not a size"},
+		{"mb", 0, "is not a size"},
+		{"", 0, "is not a size"},
+	}
+	for _, tt := range tests {
+		got, err := ParseSize(tt.in)
+		switch {
+		case tt.err != "" && (err == nil || !strings.Contains(err.Error(), tt.err)):
+			t.Errorf("ParseSize(%q) error %v, want %q", tt.in, err, tt.err)
+		case tt.err == "" && (err != nil || got != tt.want):
+			t.Errorf("ParseSize(%q) = %d, %v; want %d", tt.in, got, err, tt.want)
+		}
+	}
+	if s := Size(1536 << 20).String(); s != "1536mb" {
+		t.Errorf("String() = %q", s)
+	}
+}

@@ -1,0 +1,508 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/csv"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// DownloadStep replays symbol download queries from a CSV of S3 access
+// log groups (URI,STATUS CODE,PRIVATE,COUNT) against the download API.
+type DownloadStep struct {
+	CSV               string   `yaml:"csv"`
+	MissingCSV        string   `yaml:"missing_csv,omitempty"`
+	MaxRequests       int      `yaml:"max_requests,omitempty"`
+	Duration          Duration `yaml:"duration,omitempty"`
+	Concurrency       *int     `yaml:"concurrency,omitempty"`
+	Rate              float64  `yaml:"rate,omitempty"`
+	MicrosoftLikeOnly bool     `yaml:"microsoft_like_only,omitempty"`
+	Try               bool     `yaml:"try,omitempty"`
+	Seed              *uint64  `yaml:"seed,omitempty"`
+}
+
+func (d *DownloadStep) kind() string { return "download" }
+
+func (d *DownloadStep) setDefaults(*Plan) {
+	if d.Concurrency == nil {
+		d.Concurrency = ptr(10)
+	}
+}
+
+func (d *DownloadStep) validate(v *validator, path string) {
+	if d.CSV == "" {
+		v.add(path+".csv", "is required: a CSV with the header URI,STATUS CODE,PRIVATE,COUNT")
+	}
+	v.atLeast(path+".concurrency", *d.Concurrency, 1)
+	v.atLeast(path+".max_requests", d.MaxRequests, 0)
+	v.nonNegative(path+".rate", d.Rate)
+}
+
+func ptr[T any](v T) *T { return &v }
+
+// downloadRetries is how often a download is retried after a
+// transport error (the original tried 5 times in all).
+const downloadRetries = 4
+
+// fastcacheWindow is how many recent lookups the fast-cache share covers.
+const fastcacheWindow = 500
+
+// fastcacheLimit is the Debug-Time under which a lookup counts as served
+// from Tecken's cache.
+const fastcacheLimit = 0.01
+
+func (d *DownloadStep) run(ctx context.Context, rc *runContext) (stepResult, error) {
+	queries, err := loadQueries(rc.plan.resolve(d.CSV), d.MicrosoftLikeOnly)
+	if err != nil {
+		return nil, err
+	}
+	codes := map[string]string{}
+	if d.MissingCSV != "" {
+		if codes, err = loadMissing(rc.plan.resolve(d.MissingCSV)); err != nil {
+			return nil, err
+		}
+	}
+	res := newDownloadResult(queries)
+	if len(queries.jobs) == 0 {
+		return res, fmt.Errorf("%s: no usable rows (%d junk rows skipped)", d.CSV, queries.junk)
+	}
+	seed := rc.stepSeed(d.Seed, rc.stepIndex)
+	rng := rand.New(rand.NewPCG(seed, seed>>32|1))
+	rng.Shuffle(len(queries.jobs), func(i, j int) { queries.jobs[i], queries.jobs[j] = queries.jobs[j], queries.jobs[i] })
+
+	total := len(queries.jobs)
+	switch {
+	case d.MaxRequests > 0:
+		total = d.MaxRequests // cycles through the rows when it exceeds them
+	case d.Duration > 0:
+		total = -1 // cycles until the duration is up
+	}
+	prefix := rc.host
+	if d.Try {
+		prefix += "/try"
+	}
+	client := newClient(*d.Concurrency)
+	defer client.CloseIdleConnections()
+	pol := retryPolicy{retries: downloadRetries, base: 100 * time.Millisecond, cap: 2 * time.Second,
+		timeout: time.Duration(rc.plan.Timeout)}
+
+	prog := startProgress(rc.progressTo, rc.stepName, total)
+	col := collect(4**d.Concurrency, func(o downloadOutcome) {
+		res.add(o)
+		prog.add(o.status == 0 && o.class != classCancelled)
+	})
+	work, cancel := graceContext(ctx, rc.grace)
+	defer cancel()
+	start := time.Now()
+	err = issue(ctx, work, pace{concurrency: *d.Concurrency, rate: d.Rate, duration: time.Duration(d.Duration), total: total},
+		func(ctx context.Context, i int, intended time.Time) error {
+			q := &queries.rows[queries.jobs[i%len(queries.jobs)]]
+			target := prefix + "/" + q.path
+			if c, ok := codes[q.debugKey()]; ok {
+				target += "?" + c
+			}
+			col.send(download(ctx, client, pol, target, rc.plan.UserAgent, q.expect, intended))
+			return nil
+		})
+	col.close()
+	prog.finish()
+	res.finish(time.Since(start))
+	if err != nil {
+		return res, err
+	}
+	if res.Requests > 0 && res.Errors == res.Requests {
+		return res, fmt.Errorf("all %d requests failed: %s", res.Requests, res.sampleError)
+	}
+	return res, nil
+}
+
+// downloadOutcome is what one job did.
+type downloadOutcome struct {
+	status    int // 0: no response (see class)
+	expect    int
+	latency   time.Duration
+	debugTime string // "" when the header was absent
+	attempts  int
+	class     string
+	err       error
+}
+
+func download(ctx context.Context, c *http.Client, pol retryPolicy, target, userAgent string, expect int, intended time.Time) downloadOutcome {
+	resp, attempts, err := send(ctx, c, pol, func(ctx context.Context) (*http.Request, error) {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, target, nil)
+		if err != nil {
+			return nil, err
+		}
+		req.Header.Set("Debug", "true")
+		req.Header.Set("User-Agent", userAgent)
+		return req, nil
+	})
+	o := downloadOutcome{expect: expect, attempts: attempts}
+	if err == nil {
+		_, err = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if err == nil {
+			o.status, o.debugTime = resp.StatusCode, resp.Header.Get("Debug-Time")
+		}
+	}
+	o.latency = time.Since(intended)
+	if err != nil {
+		o.class, o.err = errorClass(err), err
+	}
+	return o
+}
+
+// rightAnswer is download.py's rule: Tecken's status matches the status
+// S3 logged, where a logged 403 (private bucket) is served as 404 and a
+// logged 200 as a 302 redirect to storage.
+func rightAnswer(expect, got int) bool {
+	return expect == got || (expect == 403 && got == 404) || (expect == 200 && got == 302)
+}
+
+// query is one usable CSV row.
+type query struct {
+	path   string // symbol/debugid/filename, as logged
+	expect int
+}
+
+func (q *query) debugKey() string {
+	symbol, rest, _ := strings.Cut(q.path, "/")
+	debugID, _, _ := strings.Cut(rest, "/")
+	return symbol + "/" + debugID
+}
+
+// queries is a loaded download CSV: the usable rows, and the jobs (row
+// indexes, each row repeated COUNT times).
+type queries struct {
+	rows []query
+	jobs []uint32
+	junk int
+}
+
+// loadQueries reads a URI,STATUS CODE,PRIVATE,COUNT file. Junk rows (a URI
+// that is not .../symbol/debugid/file, has spaces or is a whole request
+// line) are counted and skipped; a malformed STATUS CODE or COUNT is an
+// error naming the line.
+func loadQueries(path string, microsoftOnly bool) (*queries, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	r := csv.NewReader(bufio.NewReaderSize(f, 1<<20))
+	r.ReuseRecord = true
+	r.FieldsPerRecord = 4
+	header, err := r.Read()
+	if err != nil {
+		return nil, fmt.Errorf("%s: reading the header: %w", path, csvErr(err))
+	}
+	if want := []string{"URI", "STATUS CODE", "PRIVATE", "COUNT"}; strings.Join(header, ",") != strings.Join(want, ",") {
+		return nil, fmt.Errorf("%s:1: header is %q, want %q", path, strings.Join(header, ","), strings.Join(want, ","))
+	}
+	q := &queries{}
+	for {
+		rec, err := r.Read()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", path, csvErr(err))
+		}
+		line, _ := r.FieldPos(0)
+		status, err := strconv.Atoi(rec[1])
+		if err != nil || status < 100 || status > 999 {
+			return nil, fmt.Errorf("%s:%d: STATUS CODE %q is not an HTTP status", path, line, rec[1])
+		}
+		count, err := strconv.Atoi(rec[3])
+		if err != nil || count < 0 {
+			return nil, fmt.Errorf("%s:%d: COUNT %q is not a count", path, line, rec[3])
+		}
+		rel, ok := queryPath(rec[0])
+		if !ok {
+			q.junk++
+			continue
+		}
+		if microsoftOnly && !microsoftLike(rel) {
+			continue
+		}
+		q.rows = append(q.rows, query{path: rel, expect: status})
+		for range count {
+			q.jobs = append(q.jobs, uint32(len(q.rows)-1))
+		}
+	}
+	return q, nil
+}
+
+// csvErr keeps encoding/csv's line-numbered message without its prefix.
+func csvErr(err error) error {
+	var pe *csv.ParseError
+	if errors.As(err, &pe) {
+		return fmt.Errorf("line %d: %w", pe.Line, pe.Err)
+	}
+	return err
+}
+
+// queryPath returns the last three segments of a logged URI, or false for
+// a junk URI.
+func queryPath(uri string) (string, bool) {
+	if uri == "" || strings.ContainsAny(uri, " \t") || strings.Contains(uri, "HTTP/1.1") {
+		return "", false
+	}
+	segs := strings.Split(uri, "/")
+	if len(segs) < 3 {
+		return "", false
+	}
+	segs = segs[len(segs)-3:]
+	for _, s := range segs {
+		if s == "" {
+			return "", false
+		}
+	}
+	rel := strings.Join(segs, "/")
+	if _, err := url.Parse("/" + rel); err != nil {
+		return "", false
+	}
+	return rel, true
+}
+
+// microsoftLike is download.py's --microsoft-like-only filter: a .pdb
+// debug file and a .sym symbol file.
+func microsoftLike(rel string) bool {
+	symbol, _, _ := strings.Cut(rel, "/")
+	return strings.HasSuffix(symbol, ".pdb") && strings.HasSuffix(rel, ".sym")
+}
+
+// loadMissing reads a debug_file,debug_id,code_file,code_id file into
+// query strings keyed by "debug_file/debug_id".
+func loadMissing(path string) (map[string]string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	r := csv.NewReader(bufio.NewReader(f))
+	r.FieldsPerRecord = 4
+	header, err := r.Read()
+	if err != nil {
+		return nil, fmt.Errorf("%s: reading the header: %w", path, csvErr(err))
+	}
+	if got, want := strings.Join(header, ","), "debug_file,debug_id,code_file,code_id"; got != want {
+		return nil, fmt.Errorf("%s:1: header is %q, want %q", path, got, want)
+	}
+	codes := map[string]string{}
+	for {
+		rec, err := r.Read()
+		if errors.Is(err, io.EOF) {
+			return codes, nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", path, csvErr(err))
+		}
+		if rec[2] == "" && rec[3] == "" {
+			continue
+		}
+		codes[rec[0]+"/"+rec[1]] = url.Values{"code_file": {rec[2]}, "code_id": {rec[3]}}.Encode()
+	}
+}
+
+// DownloadResult is the report of a download step.
+type DownloadResult struct {
+	// Requests is the number of jobs that finished: with a response or
+	// with a transport error after every retry.
+	Requests int `json:"requests"`
+	// Errors is the number of jobs that got no HTTP response at all.
+	Errors int `json:"errors"`
+	// Retries is the number of extra attempts the server may have seen.
+	Retries int `json:"retries"`
+	// Cancelled is the number of jobs still in flight when an interrupt's
+	// grace period ran out; they are in no other count.
+	Cancelled int `json:"cancelled"`
+	// RightPct is the share of Requests whose status matched the CSV's.
+	RightPct float64 `json:"right_pct"`
+	// IgnoreHits is the number of responses with "Debug-Time: 0": names
+	// Tecken ignores without looking them up.
+	IgnoreHits    int     `json:"ignore_hits"`
+	IgnoreHitsPct float64 `json:"ignore_hits_pct"`
+	// FastcachePct is the share of the last FastcacheWindow looked-up
+	// responses whose Debug-Time was under 10 ms; null without any.
+	FastcachePct    *float64 `json:"fastcache_pct"`
+	FastcacheWindow int      `json:"fastcache_window"`
+	// Rows and JunkRows count the CSV's usable and skipped rows.
+	Rows     int `json:"rows"`
+	JunkRows int `json:"junk_rows"`
+	// RanForS is the wall time from the first request to the last answer.
+	RanForS  float64 `json:"ran_for_s"`
+	RatePerS float64 `json:"rate_per_s"`
+	// ByStatus has one entry per HTTP status received, ascending.
+	ByStatus []DownloadStatus `json:"by_status"`
+	// TransportErrors counts the Errors by class.
+	TransportErrors TransportErrors `json:"transport_errors"`
+
+	byStatus    map[int]*statusAgg
+	right       int
+	recent      []bool // ring of the last fastcacheWindow lookups: fast or not
+	recentN     int
+	sampleError string
+}
+
+// DownloadStatus summarises the responses with one status. Times are in
+// seconds; internal times are Tecken's Debug-Time, excluding absent and
+// zero values, and null when there are none.
+type DownloadStatus struct {
+	Status          int      `json:"status"`
+	Count           int      `json:"count"`
+	RightPct        float64  `json:"right_pct"`
+	MedianS         float64  `json:"median_s"`
+	MeanS           float64  `json:"mean_s"`
+	InternalMedianS *float64 `json:"internal_median_s"`
+	InternalMeanS   *float64 `json:"internal_mean_s"`
+	P95S            float64  `json:"p95_s"`
+	P99S            float64  `json:"p99_s"`
+}
+
+// TransportErrors counts requests that got no response, by cause.
+type TransportErrors struct {
+	Timeout int `json:"timeout"`
+	Refused int `json:"refused"`
+	Reset   int `json:"reset"`
+	Other   int `json:"other"`
+}
+
+func (t *TransportErrors) add(class string) {
+	switch class {
+	case classTimeout:
+		t.Timeout++
+	case classRefused:
+		t.Refused++
+	case classReset:
+		t.Reset++
+	default:
+		t.Other++
+	}
+}
+
+type statusAgg struct {
+	right    int
+	latency  samples
+	internal samples
+}
+
+func newDownloadResult(q *queries) *DownloadResult {
+	return &DownloadResult{
+		Rows: len(q.rows), JunkRows: q.junk, FastcacheWindow: fastcacheWindow,
+		byStatus: map[int]*statusAgg{}, recent: make([]bool, fastcacheWindow),
+	}
+}
+
+// add counts one outcome; only the collector goroutine calls it.
+func (r *DownloadResult) add(o downloadOutcome) {
+	if o.class == classCancelled {
+		r.Cancelled++
+		return
+	}
+	r.Requests++
+	r.Retries += max(o.attempts-1, 0)
+	if o.status == 0 {
+		r.Errors++
+		r.TransportErrors.add(o.class)
+		if r.sampleError == "" {
+			r.sampleError = o.err.Error()
+		}
+		return
+	}
+	agg := r.byStatus[o.status]
+	if agg == nil {
+		agg = &statusAgg{}
+		r.byStatus[o.status] = agg
+	}
+	if rightAnswer(o.expect, o.status) {
+		agg.right++
+		r.right++
+	}
+	agg.latency = append(agg.latency, o.latency.Seconds())
+	if o.debugTime == "0" {
+		r.IgnoreHits++
+		return
+	}
+	if dt, err := strconv.ParseFloat(o.debugTime, 64); err == nil && dt > 0 {
+		agg.internal = append(agg.internal, dt)
+		r.recent[r.recentN%fastcacheWindow] = dt < fastcacheLimit
+		r.recentN++
+	}
+}
+
+// finish computes the summary once, after the last add.
+func (r *DownloadResult) finish(ranFor time.Duration) {
+	r.RanForS = ranFor.Seconds()
+	if r.RanForS > 0 {
+		r.RatePerS = float64(r.Requests) / r.RanForS
+	}
+	r.RightPct = pct(r.right, r.Requests)
+	r.IgnoreHitsPct = pct(r.IgnoreHits, r.Requests)
+	if n := min(r.recentN, fastcacheWindow); n > 0 {
+		fast := 0
+		for _, f := range r.recent[:n] {
+			if f {
+				fast++
+			}
+		}
+		r.FastcachePct = ptr(pct(fast, n))
+	}
+	r.ByStatus = r.ByStatus[:0]
+	for _, status := range sortedKeys(r.byStatus) {
+		agg := r.byStatus[status]
+		lat := agg.latency.summarize()
+		s := DownloadStatus{Status: status, Count: len(agg.latency), RightPct: pct(agg.right, len(agg.latency)),
+			MedianS: lat.median, MeanS: lat.mean, P95S: lat.p95, P99S: lat.p99}
+		if len(agg.internal) > 0 {
+			in := agg.internal.summarize()
+			s.InternalMedianS, s.InternalMeanS = ptr(in.median), ptr(in.mean)
+		}
+		r.ByStatus = append(r.ByStatus, s)
+	}
+}
+
+func (r *DownloadResult) writeTable(w io.Writer) error {
+	fast := "n/a"
+	if r.FastcachePct != nil {
+		fast = fmt.Sprintf("%.1f%% (last %d)", *r.FastcachePct, min(r.recentN, fastcacheWindow))
+	}
+	if err := writeFacts(w, [][2]string{
+		{"JOBS DONE", strconv.Itoa(r.Requests)},
+		{"IGNORE HITS", fmt.Sprintf("%d (%.1f%%)", r.IgnoreHits, r.IgnoreHitsPct)},
+		{"RAN FOR", seconds(r.RanForS)},
+		{"AVERAGE RATE", fmt.Sprintf("%.1f requests/s", r.RatePerS)},
+		{"FASTCACHE", fast},
+		{"RIGHT", fmt.Sprintf("%.1f%%", r.RightPct)},
+		{"RETRIES", strconv.Itoa(r.Retries)},
+		{"JUNK ROWS SKIPPED", strconv.Itoa(r.JunkRows)},
+	}); err != nil {
+		return err
+	}
+	if r.Cancelled > 0 {
+		if _, err := fmt.Fprintf(w, "%d requests were cancelled by the interrupt and are not counted.\n", r.Cancelled); err != nil {
+			return err
+		}
+	}
+	rows := make([][]string, 0, len(r.ByStatus)+1)
+	for _, s := range r.ByStatus {
+		rows = append(rows, []string{strconv.Itoa(s.Status), strconv.Itoa(s.Count), seconds(s.MedianS),
+			optSeconds(s.InternalMedianS), seconds(s.MeanS), optSeconds(s.InternalMeanS),
+			seconds(s.P95S), seconds(s.P99S), fmt.Sprintf("%.1f%%", s.RightPct)})
+	}
+	if r.Errors > 0 {
+		t := r.TransportErrors
+		rows = append(rows, []string{"transport errors", strconv.Itoa(r.Errors),
+			fmt.Sprintf("timeout %d, refused %d, reset %d, other %d", t.Timeout, t.Refused, t.Reset, t.Other), "", "", "", "", "", "0.0%"})
+	}
+	return writeTable(w, []string{"STATUS CODE", "COUNT", "MEDIAN", "(INTERNAL)", "AVERAGE", "(INTERNAL)", "P95", "P99", "% RIGHT"}, rows)
+}

@@ -1,0 +1,345 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/mozilla-services/teckenrun/internal/emulator"
+)
+
+// testReport is the JSON report as a script would read it.
+type testReport struct {
+	Plan        string `json:"plan"`
+	Host        string `json:"host"`
+	OK          bool   `json:"ok"`
+	Interrupted bool   `json:"interrupted"`
+	Seed        uint64 `json:"seed"`
+	Steps       []struct {
+		Kind  string  `json:"kind"`
+		Name  string  `json:"name"`
+		OK    bool    `json:"ok"`
+		Error *string `json:"error"`
+		DownloadResult
+	} `json:"steps"`
+}
+
+// runJSON writes a plan into a temporary folder with the given files and
+// runs it with -format json, returning the decoded report and run's error.
+func runJSON(t *testing.T, ctx context.Context, plan string, files map[string]string, args ...string) (*testReport, error) {
+	t.Helper()
+	dir := t.TempDir()
+	for name, content := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	path := filepath.Join(dir, "plan.yaml")
+	if err := os.WriteFile(path, []byte(plan), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var stdout, stderr bytes.Buffer
+	err := run(ctx, append(append([]string{"-format", "json"}, args...), path), strings.NewReader(""), &stdout, &stderr, terminal{})
+	if stdout.Len() == 0 {
+		return nil, err
+	}
+	var r testReport
+	if jerr := json.Unmarshal(stdout.Bytes(), &r); jerr != nil {
+		t.Fatalf("stdout is not one JSON document: %v\n%s", jerr, stdout.String())
+	}
+	return &r, err
+}
+
+// store is a small known symbol store for download tests.
+var testStoreKeys = []string{
+	"xul.pdb/44E4EC8C2F41492B9369D6B9A059577C2/xul.sym",
+	"wntdll.pdb/D74F79EB1F8D4A45ABCD2F476CCABACC2/wntdll.sym",
+	"libxul.so/8C1A7F0E2D3B4C5D6E7F8091A2B3C4D50/libxul.so.sym",
+}
+
+func startEmulator(t *testing.T, opts emulator.Options) (*emulator.Server, string) {
+	t.Helper()
+	opts.KeepLog = true
+	s := emulator.New(opts)
+	for _, k := range testStoreKeys {
+		s.Put(k, []byte("MODULE "+k+"\n"))
+	}
+	ts := httptest.NewServer(s)
+	t.Cleanup(ts.Close)
+	return s, ts.URL
+}
+
+const testCSV = `URI,STATUS CODE,PRIVATE,COUNT
+/org.mozilla.crash-stats.symbols-public/v1/xul.pdb/44E4EC8C2F41492B9369D6B9A059577C2/xul.sym,200,false,5
+/org.mozilla.crash-stats.symbols-public/v1/wntdll.pdb/D74F79EB1F8D4A45ABCD2F476CCABACC2/wntdll.sym,200,false,3
+/org.mozilla.crash-stats.symbols-public/v1/libxul.so/8C1A7F0E2D3B4C5D6E7F8091A2B3C4D50/libxul.so.sym,404,false,2
+/org.mozilla.crash-stats.symbols-public/v1/nvwgf2umx.pdb/8A2C0D6E4AEB4C3C9E5B0B8F0F2A7C301/nvwgf2umx.sym,404,false,4
+/org.mozilla.crash-stats.symbols-private/v1/NPSWF64.pdb/6E7A10B7928243D59C1F015655D308231/NPSWF64.sym,403,true,2
+/org.mozilla.crash-stats.symbols-public/v1/gone.pdb/FEDCBA9876543210FEDCBA98765432101/gone.sym,200,false,1
+/org.mozilla.crash-stats.symbols-public/v1/firefox.pdb/0123456789ABCDEF0123456789ABCDEF1/file.ptr,404,false,2
+/org.mozilla.crash-stats.symbols-public/v1/x.pdb/0123456789ABCDEF0123456789ABCDEF1/x.exe,404,false,1
+HEAD /org.mozilla.crash-stats.symbols-public/v1/a.so/8C1A/a.so.sym HTTP/1.1,200,false,7
+/too/short,404,false,3
+`
+
+const testMissing = `debug_file,debug_id,code_file,code_id
+nvwgf2umx.pdb,8A2C0D6E4AEB4C3C9E5B0B8F0F2A7C301,nvwgf2umx.dll,5B6DBA8B1AB000
+xul.pdb,44E4EC8C2F41492B9369D6B9A059577C2,,
+`
+
+func downloadPlan(host, extra string) string {
+	return fmt.Sprintf("host: %s\nseed: 7\ntimeout: 5s\nsteps:\n  - download:\n      csv: q.csv\n      missing_csv: m.csv\n%s", host, extra)
+}
+
+var downloadFiles = map[string]string{"q.csv": testCSV, "m.csv": testMissing}
+
+func TestDownloadCountsMatchTheServer(t *testing.T) {
+	emu, url := startEmulator(t, emulator.Options{})
+	r, err := runJSON(t, context.Background(), downloadPlan(url, "      concurrency: 3\n"), downloadFiles)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := r.Steps[0]
+	// 5+3+2+4+2+1+2+1 usable jobs; the HEAD line and /too/short are junk.
+	if s.Requests != 20 || s.Errors != 0 || s.Retries != 0 || s.JunkRows != 2 || s.Rows != 8 {
+		t.Fatalf("requests %d, errors %d, retries %d, junk %d, rows %d", s.Requests, s.Errors, s.Retries, s.JunkRows, s.Rows)
+	}
+	counts := emu.Counts()
+	total := 0
+	for _, bs := range s.ByStatus {
+		if n := counts[emulator.CountKey{Endpoint: "download", Status: bs.Status}]; n != bs.Count {
+			t.Errorf("status %d: reported %d, server answered %d", bs.Status, bs.Count, n)
+		}
+		total += bs.Count
+	}
+	if served := len(emu.Log()); served != total || total != s.Requests {
+		t.Errorf("server saw %d requests, report has %d (requests %d)", served, total, s.Requests)
+	}
+	// Ignore hits are the server's "Debug-Time: 0" answers.
+	zero := 0
+	for _, rec := range emu.Log() {
+		if rec.DebugTime == "0" {
+			zero++
+		}
+	}
+	if s.IgnoreHits != zero || zero != 3 {
+		t.Errorf("ignore hits %d, server sent Debug-Time 0 %d times, want 3", s.IgnoreHits, zero)
+	}
+	// Wrong: gone.pdb (S3 200, Tecken 404: 1 job) and libxul.so (S3 404,
+	// now stored: 2 jobs).
+	if want := 100 * 17.0 / 20; s.RightPct != want {
+		t.Errorf("right_pct %v, want %v", s.RightPct, want)
+	}
+	for _, bs := range s.ByStatus {
+		switch bs.Status {
+		case 302:
+			if bs.Count != 10 || bs.RightPct != 80 || bs.InternalMedianS == nil {
+				t.Errorf("302 row %+v", bs)
+			}
+		case 404:
+			if bs.Count != 10 || bs.RightPct != 90 {
+				t.Errorf("404 row %+v", bs)
+			}
+		default:
+			t.Errorf("unexpected status %d", bs.Status)
+		}
+	}
+}
+
+func TestDownloadSendsCodeFileAndHeaders(t *testing.T) {
+	emu, url := startEmulator(t, emulator.Options{})
+	var uas atomic.Value
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Debug") != "true" {
+			t.Errorf("Debug header %q", r.Header.Get("Debug"))
+		}
+		uas.Store(r.Header.Get("User-Agent"))
+		emu.ServeHTTP(w, r)
+	})
+	ts := httptest.NewServer(h)
+	defer ts.Close()
+	_ = url
+	if _, err := runJSON(t, context.Background(), downloadPlan(ts.URL, "      concurrency: 1\n")+"user_agent: my-agent/1\n", downloadFiles); err != nil {
+		t.Fatal(err)
+	}
+	if uas.Load() != "my-agent/1" {
+		t.Errorf("User-Agent %v", uas.Load())
+	}
+	withCode, without := 0, 0
+	for _, rec := range emu.Log() {
+		switch {
+		case strings.HasPrefix(rec.Path, "/nvwgf2umx.pdb/"):
+			if rec.Query != "code_file=nvwgf2umx.dll&code_id=5B6DBA8B1AB000" {
+				t.Errorf("query %q", rec.Query)
+			}
+			withCode++
+		case rec.Query != "":
+			t.Errorf("%s got query %q; only rows in the missing CSV with codes get one", rec.Path, rec.Query)
+		default:
+			without++
+		}
+	}
+	if withCode != 4 || without != 16 {
+		t.Errorf("%d requests with code_file, %d without; want 4 and 16", withCode, without)
+	}
+}
+
+func TestDownloadMaxRequestsIsExact(t *testing.T) {
+	for _, n := range []int{1, 7, 45} { // 45 > 20 jobs: cycles through them
+		emu, url := startEmulator(t, emulator.Options{})
+		r, err := runJSON(t, context.Background(), downloadPlan(url, fmt.Sprintf("      max_requests: %d\n      concurrency: 4\n", n)), downloadFiles)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := len(emu.Log()); got != n || r.Steps[0].Requests != n {
+			t.Errorf("max_requests %d: server saw %d, report says %d", n, got, r.Steps[0].Requests)
+		}
+	}
+}
+
+func TestDownloadOrderIsSeeded(t *testing.T) {
+	order := func(seed string) string {
+		emu, url := startEmulator(t, emulator.Options{})
+		if _, err := runJSON(t, context.Background(), downloadPlan(url, "      concurrency: 1\n"), downloadFiles, "-seed", seed); err != nil {
+			t.Fatal(err)
+		}
+		var paths []string
+		for _, rec := range emu.Log() {
+			paths = append(paths, rec.Path)
+		}
+		return strings.Join(paths, " ")
+	}
+	a, b, c := order("1"), order("1"), order("2")
+	if a != b {
+		t.Error("the same seed gave two orders")
+	}
+	if a == c {
+		t.Error("seeds 1 and 2 gave the same order")
+	}
+}
+
+func TestDownloadCountsInjectedFaults(t *testing.T) {
+	emu, url := startEmulator(t, emulator.Options{Faults: []emulator.Fault{
+		{Endpoint: "download", Every: 4, Status: 502},
+		{Endpoint: "download", Every: 6, Drop: true},
+	}})
+	r, err := runJSON(t, context.Background(), downloadPlan(url, "      concurrency: 2\n"), downloadFiles)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := r.Steps[0]
+	if !s.OK || s.Requests != 20 || s.Errors != 0 {
+		t.Fatalf("ok %v, requests %d, errors %d", s.OK, s.Requests, s.Errors)
+	}
+	counts := emu.Counts()
+	drops := counts[emulator.CountKey{Endpoint: "download", Status: 0}]
+	if drops == 0 || s.Retries != drops {
+		t.Errorf("retries %d, server dropped %d connections", s.Retries, drops)
+	}
+	var got502 int
+	for _, bs := range s.ByStatus {
+		if n := counts[emulator.CountKey{Endpoint: "download", Status: bs.Status}]; n != bs.Count {
+			t.Errorf("status %d: reported %d, server answered %d", bs.Status, bs.Count, n)
+		}
+		if bs.Status == 502 {
+			got502 = bs.Count
+			if bs.RightPct != 0 {
+				t.Errorf("a 502 counted as right")
+			}
+		}
+	}
+	if got502 == 0 {
+		t.Error("no 502 reported")
+	}
+}
+
+func TestDownloadTransportErrors(t *testing.T) {
+	// A port nothing listens on: every attempt is refused.
+	ln := httptest.NewServer(http.NotFoundHandler())
+	url := ln.URL
+	ln.Close()
+	r, err := runJSON(t, context.Background(), downloadPlan(url, "      max_requests: 2\n      concurrency: 2\n"), downloadFiles)
+	if err == nil || !strings.Contains(err.Error(), "step download failed") {
+		t.Fatalf("run error %v, want the step to fail", err)
+	}
+	s := r.Steps[0]
+	if s.OK || s.Error == nil || !strings.Contains(*s.Error, "all 2 requests failed") {
+		t.Errorf("step ok %v, error %v", s.OK, s.Error)
+	}
+	if s.Errors != 2 || s.TransportErrors.Refused != 2 || s.Retries != 2*downloadRetries {
+		t.Errorf("errors %d, refused %d, retries %d", s.Errors, s.TransportErrors.Refused, s.Retries)
+	}
+}
+
+func TestDownloadTimeout(t *testing.T) {
+	emu := emulator.New(emulator.Options{KeepLog: true, Faults: []emulator.Fault{{Endpoint: "download", Every: 1, Stall: 1 << 40}}})
+	ts := httptest.NewServer(emu)
+	defer ts.Close()
+	plan := strings.Replace(downloadPlan(ts.URL, "      max_requests: 1\n"), "timeout: 5s", "timeout: 50ms", 1)
+	r, err := runJSON(t, context.Background(), plan, downloadFiles)
+	if err == nil {
+		t.Fatal("want the step to fail")
+	}
+	s := r.Steps[0]
+	if s.TransportErrors.Timeout != 1 || s.Retries != downloadRetries {
+		t.Errorf("timeouts %d, retries %d", s.TransportErrors.Timeout, s.Retries)
+	}
+	ts.Close() // waits for the stalled handlers, which record when the client has gone
+	if n := len(emu.Log()); n != 1+downloadRetries {
+		t.Errorf("server saw %d attempts, want %d", n, 1+downloadRetries)
+	}
+}
+
+func TestDownloadInterrupted(t *testing.T) {
+	emu, _ := startEmulator(t, emulator.Options{})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var served atomic.Int32
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		emu.ServeHTTP(w, r)
+		if served.Add(1) == 10 {
+			cancel() // Ctrl-C after the 10th answer
+		}
+	}))
+	defer ts.Close()
+	r, err := runJSON(t, ctx, downloadPlan(ts.URL, "      max_requests: 100000\n      concurrency: 4\n"), downloadFiles)
+	if err == nil || !strings.Contains(err.Error(), "interrupted") || exitCode(err, new(bytes.Buffer)) != exitInterrupted {
+		t.Fatalf("run error %v, want interrupted (exit 130)", err)
+	}
+	if !r.Interrupted || r.OK {
+		t.Errorf("interrupted %v, ok %v", r.Interrupted, r.OK)
+	}
+	s := r.Steps[0]
+	if got := len(emu.Log()); s.Requests != got || got < 10 || got > 100 {
+		t.Errorf("report counts %d requests (cancelled %d), server answered %d", s.Requests, s.Cancelled, got)
+	}
+}
+
+func TestDownloadBadCSV(t *testing.T) {
+	tests := []struct {
+		name, csv, want string
+	}{
+		{"wrong header", "URL,STATUS,PRIVATE,COUNT\n", `q.csv:1: header is "URL,STATUS,PRIVATE,COUNT", want "URI,STATUS CODE,PRIVATE,COUNT"`},
+		{"bad status", "URI,STATUS CODE,PRIVATE,COUNT\n/a/b/c/d.sym,ok,false,1\n", `q.csv:2: STATUS CODE "ok" is not an HTTP status`},
+		{"bad count", "URI,STATUS CODE,PRIVATE,COUNT\n/a/b/c/d.sym,200,false,many\n", `q.csv:2: COUNT "many" is not a count`},
+		{"short row", "URI,STATUS CODE,PRIVATE,COUNT\n/a/b/c/d.sym,200\n", "q.csv: line 2: wrong number of fields"},
+		{"only junk", "URI,STATUS CODE,PRIVATE,COUNT\nHEAD /a/b/c HTTP/1.1,200,false,1\n", "q.csv: no usable rows (1 junk rows skipped)"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, url := startEmulator(t, emulator.Options{})
+			r, err := runJSON(t, context.Background(), downloadPlan(url, ""), map[string]string{"q.csv": tt.csv, "m.csv": testMissing})
+			if err == nil || r == nil || r.Steps[0].Error == nil || !strings.Contains(*r.Steps[0].Error, tt.want) {
+				t.Fatalf("run error %v; want the step error to contain %q (report %+v)", err, tt.want, r)
+			}
+		})
+	}
+}

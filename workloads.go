@@ -1,0 +1,467 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"net/http/httptrace"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/mozilla-services/teckenrun/internal/emulator"
+	"golang.org/x/sync/errgroup"
+)
+
+// workload is what every step kind implements.
+type workload interface {
+	kind() string
+	// setDefaults fills in unset keys, some of which come from the plan.
+	setDefaults(p *Plan)
+	// validate reports problems through v; path is like "steps[2].download".
+	validate(v *validator, path string)
+	// run does the step's work and returns its result. A failed request is
+	// part of the result; an error means the step itself failed. run returns
+	// a result even with an error when part of the work was done.
+	run(ctx context.Context, rc *runContext) (stepResult, error)
+}
+
+// runSettings are the parts of a run that come from flags, not the plan.
+type runSettings struct {
+	grace      time.Duration
+	progressTo io.Writer // nil: no progress line
+}
+
+// selectSteps returns the indexes of the steps to run: all, or those
+// named in only (comma-separated).
+func (p *Plan) selectSteps(only string) ([]int, error) {
+	var idx []int
+	if only == "" {
+		for i := range p.Steps {
+			idx = append(idx, i)
+		}
+		return idx, nil
+	}
+	var names []string
+	for i := range p.Steps {
+		names = append(names, p.Steps[i].Name)
+	}
+	for _, want := range strings.Split(only, ",") {
+		i := slices.Index(names, strings.TrimSpace(want))
+		if i < 0 {
+			return nil, usageErrorf("-only: %s has no step named %q; its steps are: %s", p.file, want, strings.Join(names, ", "))
+		}
+		idx = append(idx, i)
+	}
+	slices.Sort(idx)
+	return slices.Compact(idx), nil
+}
+
+// runPlan runs the steps in order and reports them. It returns the report
+// together with an error when a step failed or the run was interrupted.
+func runPlan(ctx context.Context, plan *Plan, steps []int, rs runSettings) (*Report, error) {
+	started := time.Now()
+	seed := rand.Uint64()
+	if plan.Seed != nil {
+		seed = *plan.Seed
+	}
+	report := &Report{Plan: plan.Name, Host: plan.Host, StartedAt: started.UTC(), Seed: seed, Version: version, Steps: []StepReport{}}
+	rc := runContext{plan: plan, host: strings.TrimSuffix(plan.Host, "/"), symHost: strings.TrimSuffix(plan.SymbolicationHost, "/"),
+		seed: seed, grace: rs.grace, progressTo: rs.progressTo}
+	if plan.Host == "embedded" || plan.SymbolicationHost == "embedded" {
+		url, stop, err := emulator.NewEmbedded().Start("127.0.0.1:0")
+		if err != nil {
+			return nil, fmt.Errorf("starting the embedded emulator: %w", err)
+		}
+		defer stop()
+		if plan.Host == "embedded" {
+			rc.host, report.Host, report.Embedded = url, url, true
+		}
+		if plan.SymbolicationHost == "embedded" {
+			rc.symHost = url
+		}
+	}
+	var failed []string
+	for _, i := range steps {
+		if ctx.Err() != nil {
+			break
+		}
+		st := &plan.Steps[i]
+		w := st.workloads()[0]
+		src := rc
+		src.stepIndex, src.stepName = i, st.Name
+		t0 := time.Now()
+		res, err := w.run(ctx, &src)
+		sr := StepReport{Kind: w.kind(), Name: st.Name, OK: err == nil && ctx.Err() == nil,
+			DurationS: time.Since(t0).Seconds(), result: res}
+		if err != nil {
+			msg := err.Error()
+			sr.Error = &msg
+			failed = append(failed, st.Name)
+		}
+		report.Steps = append(report.Steps, sr)
+		if err != nil && plan.StopOnError {
+			break
+		}
+	}
+	report.Interrupted = ctx.Err() != nil
+	report.OK = len(failed) == 0 && !report.Interrupted
+	report.DurationS = time.Since(started).Seconds()
+	switch {
+	case report.Interrupted:
+		return report, fmt.Errorf("interrupted; the report shows what finished: %w", context.Canceled)
+	case len(failed) > 0:
+		return report, fmt.Errorf("step %s failed", strings.Join(failed, ", "))
+	}
+	return report, nil
+}
+
+// runContext is what the runner hands every step.
+type runContext struct {
+	plan    *Plan
+	host    string // base URL without a trailing slash
+	symHost string // symbolication base URL without a trailing slash
+	seed    uint64 // the run's seed; a step's own seed overrides it
+	grace   time.Duration
+	// progressTo is where steps draw their progress line; nil for none.
+	progressTo io.Writer
+	stepIndex  int
+	stepName   string
+}
+
+// stepSeed returns the step's own seed if set, else one derived from the
+// run's seed and the step's position, so that steps differ but repeat.
+func (rc *runContext) stepSeed(own *uint64, index int) uint64 {
+	if own != nil {
+		return *own
+	}
+	return rc.seed + uint64(index)
+}
+
+// newClient returns an HTTP client for a step that keeps up to
+// concurrency connections alive and never follows redirects.
+func newClient(concurrency int) *http.Client {
+	tr := &http.Transport{
+		Proxy:                 http.ProxyFromEnvironment,
+		DialContext:           (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		MaxIdleConns:          concurrency + 10,
+		MaxIdleConnsPerHost:   concurrency + 10,
+		IdleConnTimeout:       90 * time.Second,
+		TLSHandshakeTimeout:   10 * time.Second,
+		ExpectContinueTimeout: time.Second,
+		ForceAttemptHTTP2:     true,
+		DisableCompression:    true, // bodies are measured as the server sent them
+	}
+	return &http.Client{
+		Transport:     tr,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+}
+
+// retryPolicy says which failures are retried, how often and how long to
+// wait in between.
+type retryPolicy struct {
+	retries  int           // extra attempts after the first
+	base     time.Duration // first backoff; doubles each time, with full jitter
+	cap      time.Duration // longest backoff (and longest Retry-After honoured)
+	statuses []int         // HTTP statuses that are retried; transport errors always are
+	timeout  time.Duration // per attempt, including reading the body
+}
+
+// send performs the request that build makes (once per attempt), retrying
+// per pol. It returns the final response, whose body the caller must close
+// (closing also ends the attempt's timeout), or the final transport error.
+// attempts counts the requests the server may have seen, including the
+// ones net/http replays by itself on a dropped keep-alive connection.
+func send(ctx context.Context, c *http.Client, pol retryPolicy, build func(context.Context) (*http.Request, error)) (resp *http.Response, attempts int, err error) {
+	for try := 0; ; try++ {
+		var wrote atomic.Int32
+		actx, cancel := context.WithTimeout(ctx, pol.timeout)
+		actx = httptrace.WithClientTrace(actx, &httptrace.ClientTrace{
+			WroteRequest: func(info httptrace.WroteRequestInfo) {
+				if info.Err == nil {
+					wrote.Add(1)
+				}
+			},
+		})
+		req, err := build(actx)
+		if err != nil {
+			cancel()
+			return nil, attempts, err
+		}
+		resp, err = c.Do(req)
+		attempts += max(1, int(wrote.Load()))
+		if err == nil {
+			resp.Body = &cancelBody{ReadCloser: resp.Body, cancel: cancel}
+		} else {
+			cancel()
+		}
+		wait, retry := pol.backoff(try, resp, err)
+		if !retry || try >= pol.retries || ctx.Err() != nil {
+			return resp, attempts, err
+		}
+		if resp != nil {
+			io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20))
+			resp.Body.Close()
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return nil, attempts, ctx.Err()
+		}
+	}
+}
+
+// backoff decides whether an attempt's outcome is retried and after how
+// long: exponential with full jitter, or the server's Retry-After.
+func (pol retryPolicy) backoff(try int, resp *http.Response, err error) (time.Duration, bool) {
+	if err != nil {
+		if errors.Is(err, context.Canceled) {
+			return 0, false
+		}
+	} else if !slices.Contains(pol.statuses, resp.StatusCode) {
+		return 0, false
+	}
+	if resp != nil {
+		if ra, ok := retryAfter(resp.Header.Get("Retry-After")); ok {
+			return min(ra, pol.cap), true
+		}
+	}
+	ceiling := pol.base << min(try, 20)
+	if ceiling <= 0 || ceiling > pol.cap {
+		ceiling = pol.cap
+	}
+	if ceiling <= 0 {
+		return 0, true
+	}
+	return time.Duration(rand.Int64N(int64(ceiling)) + 1), true
+}
+
+// retryAfter parses a Retry-After header: delay seconds or an HTTP date.
+func retryAfter(v string) (time.Duration, bool) {
+	if v == "" {
+		return 0, false
+	}
+	if secs, err := strconv.Atoi(v); err == nil && secs >= 0 {
+		return time.Duration(secs) * time.Second, true
+	}
+	if t, err := http.ParseTime(v); err == nil {
+		return max(time.Until(t), 0), true
+	}
+	return 0, false
+}
+
+// cancelBody ends an attempt's context when its body is closed.
+type cancelBody struct {
+	io.ReadCloser
+	cancel context.CancelFunc
+}
+
+func (b *cancelBody) Close() error {
+	err := b.ReadCloser.Close()
+	b.cancel()
+	return err
+}
+
+// Transport error classes, as reported.
+const (
+	classTimeout   = "timeout"
+	classRefused   = "refused"
+	classReset     = "reset"
+	classOther     = "other"
+	classCancelled = "cancelled"
+)
+
+// errorClass sorts a transport error into a class.
+func errorClass(err error) string {
+	var ne net.Error
+	switch {
+	case errors.Is(err, context.Canceled):
+		return classCancelled
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, os.ErrDeadlineExceeded),
+		errors.As(err, &ne) && ne.Timeout():
+		return classTimeout
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return classRefused
+	case errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.EPIPE),
+		errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		return classReset
+	}
+	return classOther
+}
+
+// pace says how a step issues its work.
+type pace struct {
+	concurrency int
+	rate        float64       // jobs per second; 0 = as fast as concurrency allows
+	duration    time.Duration // stop issuing after this long; 0 = no limit
+	total       int           // jobs to issue; -1 = until duration
+}
+
+// issue calls do for job i = 0, 1, ... with at most p.concurrency calls at
+// once, until p.total jobs, p.duration or ctx (an interrupt) stops it.
+// intended is when the job was meant to start: with a rate, its slot in
+// the schedule, so that latency measured from it includes time spent
+// waiting for a free worker (no coordinated omission).
+//
+// Work runs under work, not ctx: after an interrupt, jobs in flight get
+// the grace period that work allows to finish. A do that returns an error
+// stops the step: the others are cancelled and issue returns the error.
+func issue(ctx, work context.Context, p pace, do func(ctx context.Context, i int, intended time.Time) error) error {
+	g, gctx := errgroup.WithContext(work)
+	g.SetLimit(p.concurrency)
+	start := time.Now()
+	var deadline <-chan time.Time
+	if p.duration > 0 {
+		t := time.NewTimer(p.duration)
+		defer t.Stop()
+		deadline = t.C
+	}
+	var tick *time.Timer
+	for i := 0; p.total < 0 || i < p.total; i++ {
+		intended := time.Now()
+		if p.rate > 0 {
+			intended = start.Add(time.Duration(float64(i) / p.rate * float64(time.Second)))
+			if d := time.Until(intended); d > 0 {
+				if tick == nil {
+					tick = time.NewTimer(d)
+					defer tick.Stop()
+				} else {
+					tick.Reset(d)
+				}
+				select {
+				case <-tick.C:
+				case <-ctx.Done():
+				case <-gctx.Done():
+				case <-deadline:
+					return g.Wait()
+				}
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return g.Wait()
+		case <-gctx.Done():
+			return g.Wait()
+		case <-deadline:
+			return g.Wait()
+		default:
+		}
+		g.Go(func() error {
+			if p.rate <= 0 {
+				intended = time.Now()
+			}
+			return do(gctx, i, intended)
+		})
+	}
+	return g.Wait()
+}
+
+// graceContext returns a context for requests that is cancelled grace
+// after ctx is, so that an interrupt lets work in flight finish.
+func graceContext(ctx context.Context, grace time.Duration) (context.Context, context.CancelFunc) {
+	work, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	stop := context.AfterFunc(ctx, func() { time.AfterFunc(grace, cancel) })
+	return work, func() { stop(); cancel() }
+}
+
+// collector owns a step's aggregate: workers send results, and one
+// goroutine adds them, so the aggregate needs no lock.
+type collector[R any] struct {
+	ch   chan R
+	done chan struct{}
+}
+
+func collect[R any](buffer int, add func(R)) *collector[R] {
+	c := &collector[R]{ch: make(chan R, buffer), done: make(chan struct{})}
+	go func() {
+		defer close(c.done)
+		for r := range c.ch {
+			add(r)
+		}
+	}()
+	return c
+}
+
+func (c *collector[R]) send(r R) { c.ch <- r }
+
+// close waits until every result sent has been added.
+func (c *collector[R]) close() {
+	close(c.ch)
+	<-c.done
+}
+
+// progress draws a one-line progress report on a terminal's stderr.
+type progress struct {
+	w      io.Writer
+	step   string
+	total  atomic.Int64 // 0 when unknown
+	done   atomic.Int64
+	failed atomic.Int64
+	start  time.Time
+	stop   chan struct{}
+	exited chan struct{}
+}
+
+// startProgress starts drawing; a nil *progress draws nothing.
+func startProgress(w io.Writer, step string, total int) *progress {
+	if w == nil {
+		return nil
+	}
+	p := &progress{w: w, step: step, start: time.Now(), stop: make(chan struct{}), exited: make(chan struct{})}
+	p.total.Store(int64(max(total, 0)))
+	go func() {
+		defer close(p.exited)
+		t := time.NewTicker(250 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-t.C:
+				p.draw()
+			case <-p.stop:
+				fmt.Fprint(p.w, "\r\033[K")
+				return
+			}
+		}
+	}()
+	return p
+}
+
+func (p *progress) add(failed bool) {
+	if p == nil {
+		return
+	}
+	p.done.Add(1)
+	if failed {
+		p.failed.Add(1)
+	}
+}
+
+func (p *progress) draw() {
+	elapsed := time.Since(p.start)
+	done := p.done.Load()
+	of := ""
+	if total := p.total.Load(); total > 0 {
+		of = fmt.Sprintf("/%d", total)
+	}
+	fmt.Fprintf(p.w, "\r\033[K%s: %d%s done, %d failed, %.0f/s, %s", p.step, done, of, p.failed.Load(),
+		float64(done)/max(elapsed.Seconds(), 1e-9), elapsed.Round(time.Second))
+}
+
+func (p *progress) finish() {
+	if p == nil {
+		return
+	}
+	close(p.stop)
+	<-p.exited
+}
