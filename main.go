@@ -20,6 +20,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/pprof"
 	"strings"
 	"syscall"
 	"time"
@@ -94,6 +95,7 @@ type options struct {
 	seedSet  bool
 	grace    time.Duration
 	version  bool
+	cpuprof  string
 }
 
 func parseFlags(args []string, stderr io.Writer) (*options, []string, error) {
@@ -112,8 +114,9 @@ func parseFlags(args []string, stderr io.Writer) (*options, []string, error) {
 	})
 	fs.DurationVar(&o.grace, "grace", 5*time.Second, "after Ctrl-C, let requests in flight finish for this `long`")
 	fs.BoolVar(&o.version, "version", false, "print the version and exit")
+	fs.StringVar(&o.cpuprof, "cpuprofile", "", "write a CPU profile of the run to `file` (for go tool pprof)")
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "usage: teckenrun [flags] PLAN.yaml\n\nRuns the steps of a plan against Tecken and reports what happened.\n\nFlags:\n")
+		fmt.Fprintf(stderr, "usage: teckenrun [flags] PLAN.yaml\n       teckenrun emulator [-listen addr]\n\nRuns the steps of a plan against Tecken and reports what happened.\n\nFlags:\n")
 		fs.PrintDefaults()
 		fmt.Fprintf(stderr, "\nExit status: 0 ok, 1 a step failed, 2 usage error or invalid plan, 3 thresholds not met, 130 interrupted.\n")
 	}
@@ -144,6 +147,9 @@ func parseFlags(args []string, stderr io.Writer) (*options, []string, error) {
 // buffers. It returns an error for every non-zero exit; the report of what
 // ran is written to stdout first, also when the run is interrupted.
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer, term terminal) error {
+	if len(args) > 0 && args[0] == "emulator" {
+		return runEmulator(ctx, args[1:], stdout, stderr)
+	}
 	o, positional, err := parseFlags(args, stderr)
 	if err != nil {
 		return err
@@ -182,6 +188,17 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	}
 	if plan.Name == "" {
 		plan.Name = strings.TrimSuffix(filepath.Base(positional[0]), filepath.Ext(positional[0]))
+	}
+	if o.cpuprof != "" {
+		f, err := os.Create(o.cpuprof)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
 	}
 	var progressTo io.Writer
 	if term.stderr {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/csv"
 	"errors"
@@ -90,8 +91,8 @@ func (d *DownloadStep) run(ctx context.Context, rc *runContext) (stepResult, err
 	if d.Try {
 		prefix += "/try"
 	}
-	client := newClient(*d.Concurrency)
-	defer client.CloseIdleConnections()
+	tr := newTransport(*d.Concurrency)
+	defer tr.CloseIdleConnections()
 	pol := retryPolicy{retries: downloadRetries, base: 100 * time.Millisecond, cap: 2 * time.Second,
 		timeout: time.Duration(rc.plan.Timeout)}
 
@@ -106,11 +107,11 @@ func (d *DownloadStep) run(ctx context.Context, rc *runContext) (stepResult, err
 	err = issue(ctx, work, pace{concurrency: *d.Concurrency, rate: d.Rate, duration: time.Duration(d.Duration), total: total},
 		func(ctx context.Context, i int, intended time.Time) error {
 			q := &queries.rows[queries.jobs[i%len(queries.jobs)]]
-			target := prefix + "/" + q.path
-			if c, ok := codes[q.debugKey()]; ok {
+			target := prefix + "/" + queries.path(q)
+			if c, ok := codes[queries.debugKey(q)]; ok {
 				target += "?" + c
 			}
-			col.send(download(ctx, client, pol, target, rc.plan.UserAgent, q.expect, intended))
+			col.send(download(ctx, tr, pol, target, rc.plan.UserAgent, int(q.expect), intended))
 			return nil
 		})
 	col.close()
@@ -136,8 +137,8 @@ type downloadOutcome struct {
 	err       error
 }
 
-func download(ctx context.Context, c *http.Client, pol retryPolicy, target, userAgent string, expect int, intended time.Time) downloadOutcome {
-	resp, attempts, err := send(ctx, c, pol, func(ctx context.Context) (*http.Request, error) {
+func download(ctx context.Context, rt http.RoundTripper, pol retryPolicy, target, userAgent string, expect int, intended time.Time) downloadOutcome {
+	resp, attempts, err := send(ctx, rt, pol, func(ctx context.Context) (*http.Request, error) {
 		req, err := http.NewRequestWithContext(ctx, http.MethodGet, target, nil)
 		if err != nil {
 			return nil, err
@@ -168,65 +169,87 @@ func rightAnswer(expect, got int) bool {
 	return expect == got || (expect == 403 && got == 404) || (expect == 200 && got == 302)
 }
 
-// query is one usable CSV row.
+// query is one usable CSV row: its path (symbol/debugid/filename, as
+// logged) is chunks[chunk][off:end] of its queries.
 type query struct {
-	path   string // symbol/debugid/filename, as logged
-	expect int
-}
-
-func (q *query) debugKey() string {
-	symbol, rest, _ := strings.Cut(q.path, "/")
-	debugID, _, _ := strings.Cut(rest, "/")
-	return symbol + "/" + debugID
+	chunk, off, end uint32
+	expect          uint16
 }
 
 // queries is a loaded download CSV: the usable rows, and the jobs (row
-// indexes, each row repeated COUNT times).
+// indexes, each row repeated COUNT times). Row paths are packed into 1 MiB
+// strings, so that a million rows cost little more than their text.
 type queries struct {
-	rows []query
-	jobs []uint32
-	junk int
+	chunks []string
+	rows   []query
+	jobs   []uint32
+	junk   int
 }
+
+func (qs *queries) path(q *query) string { return qs.chunks[q.chunk][q.off:q.end] }
+
+const chunkSize = 1 << 20
+
+// pack appends a row's path to the chunk being filled (buf), first
+// sealing buf into a string when the path does not fit.
+func (qs *queries) pack(buf []byte, rel []byte, expect int) []byte {
+	if len(buf)+len(rel) > chunkSize && len(buf) > 0 {
+		qs.chunks = append(qs.chunks, string(buf))
+		buf = buf[:0]
+	}
+	off := len(buf)
+	buf = append(buf, rel...)
+	qs.rows = append(qs.rows, query{chunk: uint32(len(qs.chunks)), off: uint32(off), end: uint32(len(buf)), expect: uint16(expect)})
+	return buf
+}
+
+// debugKey returns "symbol/debugid" of a row, the missing CSV's key.
+func (qs *queries) debugKey(q *query) string {
+	p := qs.path(q)
+	return p[:strings.LastIndexByte(p, '/')]
+}
+
+const queriesHeader = "URI,STATUS CODE,PRIVATE,COUNT"
 
 // loadQueries reads a URI,STATUS CODE,PRIVATE,COUNT file. Junk rows (a URI
 // that is not .../symbol/debugid/file, has spaces or is a whole request
-// line) are counted and skipped; a malformed STATUS CODE or COUNT is an
-// error naming the line.
+// line) are counted and skipped; a malformed row, STATUS CODE or COUNT is
+// an error naming the line.
+//
+// Rows are split by hand, and only lines with a quote go through
+// encoding/csv: that keeps a million-row file to seconds and to little
+// more memory than its paths.
 func loadQueries(path string, microsoftOnly bool) (*queries, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	r := csv.NewReader(bufio.NewReaderSize(f, 1<<20))
-	r.ReuseRecord = true
-	r.FieldsPerRecord = 4
-	header, err := r.Read()
-	if err != nil {
-		return nil, fmt.Errorf("%s: reading the header: %w", path, csvErr(err))
-	}
-	if want := []string{"URI", "STATUS CODE", "PRIVATE", "COUNT"}; strings.Join(header, ",") != strings.Join(want, ",") {
-		return nil, fmt.Errorf("%s:1: header is %q, want %q", path, strings.Join(header, ","), strings.Join(want, ","))
-	}
 	q := &queries{}
-	for {
-		rec, err := r.Read()
-		if errors.Is(err, io.EOF) {
-			break
+	buf := make([]byte, 0, chunkSize)
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	var fields [4][]byte
+	for line := 1; sc.Scan(); line++ {
+		text := bytes.TrimSuffix(sc.Bytes(), []byte("\r"))
+		if err := splitRow(text, &fields); err != nil {
+			return nil, fmt.Errorf("%s:%d: %w", path, line, err)
 		}
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", path, csvErr(err))
+		if line == 1 {
+			if got := string(bytes.Join(fields[:], []byte(","))); got != queriesHeader {
+				return nil, fmt.Errorf("%s:1: header is %q, want %q", path, got, queriesHeader)
+			}
+			continue
 		}
-		line, _ := r.FieldPos(0)
-		status, err := strconv.Atoi(rec[1])
-		if err != nil || status < 100 || status > 999 {
-			return nil, fmt.Errorf("%s:%d: STATUS CODE %q is not an HTTP status", path, line, rec[1])
+		status, ok := atoi(fields[1])
+		if !ok || status < 100 || status > 999 {
+			return nil, fmt.Errorf("%s:%d: STATUS CODE %q is not an HTTP status", path, line, fields[1])
 		}
-		count, err := strconv.Atoi(rec[3])
-		if err != nil || count < 0 {
-			return nil, fmt.Errorf("%s:%d: COUNT %q is not a count", path, line, rec[3])
+		count, ok := atoi(fields[3])
+		if !ok {
+			return nil, fmt.Errorf("%s:%d: COUNT %q is not a count", path, line, fields[3])
 		}
-		rel, ok := queryPath(rec[0])
+		rel, ok := queryPath(fields[0])
 		if !ok {
 			q.junk++
 			continue
@@ -234,12 +257,54 @@ func loadQueries(path string, microsoftOnly bool) (*queries, error) {
 		if microsoftOnly && !microsoftLike(rel) {
 			continue
 		}
-		q.rows = append(q.rows, query{path: rel, expect: status})
+		buf = q.pack(buf, rel, status)
 		for range count {
 			q.jobs = append(q.jobs, uint32(len(q.rows)-1))
 		}
 	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	q.chunks = append(q.chunks, string(buf))
 	return q, nil
+}
+
+// splitRow splits a line into exactly four fields.
+func splitRow(line []byte, fields *[4][]byte) error {
+	if bytes.IndexByte(line, '"') >= 0 {
+		r := csv.NewReader(bytes.NewReader(line))
+		r.FieldsPerRecord = 4
+		rec, err := r.Read()
+		if err != nil {
+			var pe *csv.ParseError
+			if errors.As(err, &pe) {
+				err = pe.Err
+			}
+			return err
+		}
+		for i := range fields {
+			fields[i] = []byte(rec[i])
+		}
+		return nil
+	}
+	n := 0
+	for n < 4 {
+		i := bytes.IndexByte(line, ',')
+		if i < 0 || n == 3 {
+			fields[n] = line
+			n++
+			if i >= 0 {
+				return fmt.Errorf("wrong number of fields: more than 4")
+			}
+			break
+		}
+		fields[n], line = line[:i], line[i+1:]
+		n++
+	}
+	if n != 4 {
+		return fmt.Errorf("wrong number of fields: %d, want 4", n)
+	}
+	return nil
 }
 
 // csvErr keeps encoding/csv's line-numbered message without its prefix.
@@ -251,34 +316,65 @@ func csvErr(err error) error {
 	return err
 }
 
+// atoi parses a non-negative decimal number.
+func atoi(b []byte) (int, bool) {
+	if len(b) == 0 || len(b) > 9 {
+		return 0, false
+	}
+	n := 0
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		n = n*10 + int(c-'0')
+	}
+	return n, true
+}
+
 // queryPath returns the last three segments of a logged URI, or false for
-// a junk URI.
-func queryPath(uri string) (string, bool) {
-	if uri == "" || strings.ContainsAny(uri, " \t") || strings.Contains(uri, "HTTP/1.1") {
-		return "", false
+// a junk URI: spaces, a request line, fewer than three segments, an empty
+// segment, control characters or a broken percent-escape.
+func queryPath(uri []byte) ([]byte, bool) {
+	if len(uri) == 0 || bytes.ContainsAny(uri, " \t") || bytes.Contains(uri, []byte("HTTP/1.1")) {
+		return nil, false
 	}
-	segs := strings.Split(uri, "/")
-	if len(segs) < 3 {
-		return "", false
-	}
-	segs = segs[len(segs)-3:]
-	for _, s := range segs {
-		if s == "" {
-			return "", false
+	start := len(uri)
+	for seg := 0; seg < 3; seg++ {
+		i := bytes.LastIndexByte(uri[:start], '/')
+		if seg < 2 && i < 0 {
+			return nil, false
+		}
+		if start-i-1 == 0 { // empty segment
+			return nil, false
+		}
+		if seg < 2 {
+			start = i
+		} else {
+			start = i + 1
 		}
 	}
-	rel := strings.Join(segs, "/")
-	if _, err := url.Parse("/" + rel); err != nil {
-		return "", false
+	rel := uri[start:]
+	for i := 0; i < len(rel); i++ {
+		c := rel[i]
+		if c < 0x20 || c == 0x7f {
+			return nil, false
+		}
+		if c == '%' && (i+2 >= len(rel) || !isHexDigit(rel[i+1]) || !isHexDigit(rel[i+2])) {
+			return nil, false
+		}
 	}
 	return rel, true
 }
 
+func isHexDigit(c byte) bool {
+	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
+}
+
 // microsoftLike is download.py's --microsoft-like-only filter: a .pdb
 // debug file and a .sym symbol file.
-func microsoftLike(rel string) bool {
-	symbol, _, _ := strings.Cut(rel, "/")
-	return strings.HasSuffix(symbol, ".pdb") && strings.HasSuffix(rel, ".sym")
+func microsoftLike(rel []byte) bool {
+	symbol, _, _ := bytes.Cut(rel, []byte("/"))
+	return bytes.HasSuffix(symbol, []byte(".pdb")) && bytes.HasSuffix(rel, []byte(".sym"))
 }
 
 // loadMissing reads a debug_file,debug_id,code_file,code_id file into

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -330,7 +331,9 @@ func TestDownloadBadCSV(t *testing.T) {
 		{"wrong header", "URL,STATUS,PRIVATE,COUNT\n", `q.csv:1: header is "URL,STATUS,PRIVATE,COUNT", want "URI,STATUS CODE,PRIVATE,COUNT"`},
 		{"bad status", "URI,STATUS CODE,PRIVATE,COUNT\n/a/b/c/d.sym,ok,false,1\n", `q.csv:2: STATUS CODE "ok" is not an HTTP status`},
 		{"bad count", "URI,STATUS CODE,PRIVATE,COUNT\n/a/b/c/d.sym,200,false,many\n", `q.csv:2: COUNT "many" is not a count`},
-		{"short row", "URI,STATUS CODE,PRIVATE,COUNT\n/a/b/c/d.sym,200\n", "q.csv: line 2: wrong number of fields"},
+		{"short row", "URI,STATUS CODE,PRIVATE,COUNT\n/a/b/c/d.sym,200\n", "q.csv:2: wrong number of fields: 2, want 4"},
+		{"long row", "URI,STATUS CODE,PRIVATE,COUNT\n/a/b/c/d.sym,200,false,1,extra\n", "q.csv:2: wrong number of fields: more than 4"},
+		{"broken quote", "URI,STATUS CODE,PRIVATE,COUNT\n\"/a/b/c/d.sym,200,false,1\n", `q.csv:2: extraneous or missing " in quoted-field`},
 		{"only junk", "URI,STATUS CODE,PRIVATE,COUNT\nHEAD /a/b/c HTTP/1.1,200,false,1\n", "q.csv: no usable rows (1 junk rows skipped)"},
 	}
 	for _, tt := range tests {
@@ -341,5 +344,71 @@ func TestDownloadBadCSV(t *testing.T) {
 				t.Fatalf("run error %v; want the step error to contain %q (report %+v)", err, tt.want, r)
 			}
 		})
+	}
+}
+
+func TestLoadQueries(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "q.csv")
+	csv := "URI,STATUS CODE,PRIVATE,COUNT\r\n" +
+		"\"/b/v1/a.pdb/ABC1/a.sym\",200,false,2\r\n" + // quoted, CRLF
+		"/b/v1/b.pdb/ABC2/b.sym,404,true,0\n" + // COUNT 0: a row without jobs
+		"/b/v1/c.pdb/ABC3/c.dll,403,true,1\n" +
+		"/b/v1/d.pdb//d.sym,200,false,1\n" + // empty segment: junk
+		"/b/v1/e.pdb/ABC5/e%zz.sym,200,false,1\n" // broken escape: junk
+	os.WriteFile(path, []byte(csv), 0o644)
+	q, err := loadQueries(path, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var paths []string
+	for i := range q.rows {
+		paths = append(paths, fmt.Sprintf("%s=%d", q.path(&q.rows[i]), q.rows[i].expect))
+	}
+	if got, want := strings.Join(paths, " "), "a.pdb/ABC1/a.sym=200 b.pdb/ABC2/b.sym=404 c.pdb/ABC3/c.dll=403"; got != want {
+		t.Errorf("rows %s, want %s", got, want)
+	}
+	if fmt.Sprint(q.jobs) != "[0 0 2]" || q.junk != 2 {
+		t.Errorf("jobs %v, junk %d", q.jobs, q.junk)
+	}
+	if k := q.debugKey(&q.rows[0]); k != "a.pdb/ABC1" {
+		t.Errorf("debugKey %q", k)
+	}
+	ms, err := loadQueries(path, true)
+	if err != nil || len(ms.rows) != 2 {
+		t.Errorf("microsoft_like_only kept %d rows (%v), want the two .pdb/.sym ones", len(ms.rows), err)
+	}
+}
+
+// BenchmarkDownload measures the download step's client cost per request
+// against an in-process emulator (go test -bench Download -cpuprofile).
+func BenchmarkDownload(b *testing.B) {
+	emu := emulator.New(emulator.Options{})
+	emu.Put(testStoreKeys[0], []byte("MODULE\n"))
+	ts := httptest.NewServer(emu)
+	defer ts.Close()
+	dir := b.TempDir()
+	csv := fmt.Sprintf("URI,STATUS CODE,PRIVATE,COUNT\n/b/v1/%s,200,false,%d\n", testStoreKeys[0], b.N)
+	os.WriteFile(filepath.Join(dir, "q.csv"), []byte(csv), 0o644)
+	plan := filepath.Join(dir, "plan.yaml")
+	os.WriteFile(plan, []byte("host: "+ts.URL+"\nsteps:\n  - download: {csv: q.csv, concurrency: 50}\n"), 0o644)
+	b.ResetTimer()
+	if err := run(context.Background(), []string{"-format", "json", plan}, nil, io.Discard, io.Discard, terminal{}); err != nil {
+		b.Fatal(err)
+	}
+}
+
+// BenchmarkLoadQueries measures loading a download CSV of b.N rows.
+func BenchmarkLoadQueries(b *testing.B) {
+	path := filepath.Join(b.TempDir(), "q.csv")
+	f, _ := os.Create(path)
+	fmt.Fprintln(f, "URI,STATUS CODE,PRIVATE,COUNT")
+	for i := range b.N {
+		fmt.Fprintf(f, "/org.mozilla.crash-stats.symbols-public/v1/mod%d.pdb/%032X1/mod%d.sym,200,false,2\n", i, i, i)
+	}
+	f.Close()
+	b.ResetTimer()
+	q, err := loadQueries(path, false)
+	if err != nil || len(q.rows) != b.N || len(q.jobs) != 2*b.N {
+		b.Fatalf("%d rows, %v", len(q.rows), err)
 	}
 }

@@ -146,10 +146,13 @@ func (rc *runContext) stepSeed(own *uint64, index int) uint64 {
 	return rc.seed + uint64(index)
 }
 
-// newClient returns an HTTP client for a step that keeps up to
-// concurrency connections alive and never follows redirects.
-func newClient(concurrency int) *http.Client {
-	tr := &http.Transport{
+// newTransport returns the HTTP transport of a step, which keeps up to
+// concurrency connections alive. Steps use it directly, not through an
+// http.Client: redirects are answers to measure, never followed
+// implicitly, and the client's per-request machinery costs CPU that a
+// load generator needs.
+func newTransport(concurrency int) *http.Transport {
+	return &http.Transport{
 		Proxy:                 http.ProxyFromEnvironment,
 		DialContext:           (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
 		MaxIdleConns:          concurrency + 10,
@@ -159,10 +162,6 @@ func newClient(concurrency int) *http.Client {
 		ExpectContinueTimeout: time.Second,
 		ForceAttemptHTTP2:     true,
 		DisableCompression:    true, // bodies are measured as the server sent them
-	}
-	return &http.Client{
-		Transport:     tr,
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}
 }
 
@@ -181,7 +180,7 @@ type retryPolicy struct {
 // (closing also ends the attempt's timeout), or the final transport error.
 // attempts counts the requests the server may have seen, including the
 // ones net/http replays by itself on a dropped keep-alive connection.
-func send(ctx context.Context, c *http.Client, pol retryPolicy, build func(context.Context) (*http.Request, error)) (resp *http.Response, attempts int, err error) {
+func send(ctx context.Context, rt http.RoundTripper, pol retryPolicy, build func(context.Context) (*http.Request, error)) (resp *http.Response, attempts int, err error) {
 	for try := 0; ; try++ {
 		var wrote atomic.Int32
 		actx, cancel := context.WithTimeout(ctx, pol.timeout)
@@ -197,7 +196,7 @@ func send(ctx context.Context, c *http.Client, pol retryPolicy, build func(conte
 			cancel()
 			return nil, attempts, err
 		}
-		resp, err = c.Do(req)
+		resp, err = rt.RoundTrip(req)
 		attempts += max(1, int(wrote.Load()))
 		if err == nil {
 			resp.Body = &cancelBody{ReadCloser: resp.Body, cancel: cancel}
@@ -308,18 +307,39 @@ type pace struct {
 	total       int           // jobs to issue; -1 = until duration
 }
 
-// issue calls do for job i = 0, 1, ... with at most p.concurrency calls at
-// once, until p.total jobs, p.duration or ctx (an interrupt) stops it.
+// issue calls do for job i = 0, 1, ... on p.concurrency workers, until
+// p.total jobs, p.duration or ctx (an interrupt) stops it. The workers are
+// an errgroup of long-lived goroutines fed through an unbuffered channel:
+// a goroutine per job would pay for a new stack on every request.
+//
 // intended is when the job was meant to start: with a rate, its slot in
 // the schedule, so that latency measured from it includes time spent
-// waiting for a free worker (no coordinated omission).
+// waiting for a free worker (no coordinated omission); without one, the
+// moment a worker took it.
 //
 // Work runs under work, not ctx: after an interrupt, jobs in flight get
 // the grace period that work allows to finish. A do that returns an error
 // stops the step: the others are cancelled and issue returns the error.
 func issue(ctx, work context.Context, p pace, do func(ctx context.Context, i int, intended time.Time) error) error {
+	type job struct {
+		i        int
+		intended time.Time
+	}
 	g, gctx := errgroup.WithContext(work)
-	g.SetLimit(p.concurrency)
+	jobs := make(chan job)
+	for range p.concurrency {
+		g.Go(func() error {
+			for j := range jobs {
+				if p.rate <= 0 {
+					j.intended = time.Now()
+				}
+				if err := do(gctx, j.i, j.intended); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+	}
 	start := time.Now()
 	var deadline <-chan time.Time
 	if p.duration > 0 {
@@ -327,43 +347,38 @@ func issue(ctx, work context.Context, p pace, do func(ctx context.Context, i int
 		defer t.Stop()
 		deadline = t.C
 	}
-	var tick *time.Timer
+	tick := time.NewTimer(0)
+	defer tick.Stop()
+	<-tick.C
+produce:
 	for i := 0; p.total < 0 || i < p.total; i++ {
-		intended := time.Now()
+		var intended time.Time
 		if p.rate > 0 {
 			intended = start.Add(time.Duration(float64(i) / p.rate * float64(time.Second)))
 			if d := time.Until(intended); d > 0 {
-				if tick == nil {
-					tick = time.NewTimer(d)
-					defer tick.Stop()
-				} else {
-					tick.Reset(d)
-				}
+				tick.Reset(d)
 				select {
 				case <-tick.C:
 				case <-ctx.Done():
+					break produce
 				case <-gctx.Done():
+					break produce
 				case <-deadline:
-					return g.Wait()
+					break produce
 				}
 			}
 		}
 		select {
+		case jobs <- job{i, intended}:
 		case <-ctx.Done():
-			return g.Wait()
+			break produce
 		case <-gctx.Done():
-			return g.Wait()
+			break produce
 		case <-deadline:
-			return g.Wait()
-		default:
+			break produce
 		}
-		g.Go(func() error {
-			if p.rate <= 0 {
-				intended = time.Now()
-			}
-			return do(gctx, i, intended)
-		})
 	}
+	close(jobs)
 	return g.Wait()
 }
 

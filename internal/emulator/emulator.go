@@ -137,6 +137,9 @@ func (s *Server) put(storageKey string, data []byte) {
 	s.store[storageKey] = data
 }
 
+// SetLatency changes Options.Latency; call it before serving.
+func (s *Server) SetLatency(d time.Duration) { s.opts.Latency = d }
+
 // Counts returns how many requests each endpoint answered with each status.
 func (s *Server) Counts() map[CountKey]int {
 	s.mu.Lock()

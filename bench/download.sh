@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Benchmarks the download step against hey on the same loopback emulator,
+# and the loading of a 1,000,000-row CSV. Only 127.0.0.1 is contacted.
+#
+#   bench/download.sh [requests] [concurrency]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+N=${1:-200000}
+C=${2:-50}
+PORT=${PORT:-18731}
+need() { command -v "$1" >/dev/null || { apt-get update -qq && apt-get install -y -qq "$2" >/dev/null; }; }
+need hey hey
+need /usr/bin/time time
+need jq jq
+
+out=bench/out
+mkdir -p "$out"
+go build -o "$out/teckenrun" .
+"$out/teckenrun" emulator -listen "127.0.0.1:$PORT" -latency 0 >/dev/null &
+emu=$!
+trap 'kill $emu 2>/dev/null' EXIT
+for _ in $(seq 50); do curl -s -o /dev/null "http://127.0.0.1:$PORT/__lbheartbeat__" && break; sleep 0.1; done
+
+key=xul.pdb/4E3BE34097B5DB19CE7F4775A31FEB0F1/xul.sym # in the embedded store: 302
+printf 'URI,STATUS CODE,PRIVATE,COUNT\n/bucket/v1/%s,200,false,%d\n' "$key" "$N" >"$out/one.csv"
+cat >"$out/download.yaml" <<PLAN
+host: http://127.0.0.1:$PORT
+steps:
+  - download: {csv: one.csv, concurrency: $C}
+PLAN
+
+echo "== hey: $N requests, concurrency $C"
+hey_rps=$(hey -n "$N" -c "$C" -disable-redirects -H "Debug: true" "http://127.0.0.1:$PORT/$key" | awk '/Requests\/sec/ {print $2}')
+echo "hey req/s: $hey_rps"
+
+echo "== teckenrun: $N requests, concurrency $C"
+/usr/bin/time -f "%U %S %M" -o "$out/time.txt" "$out/teckenrun" -format json "$out/download.yaml" >"$out/report.json"
+tr_rps=$(jq '.steps[0].rate_per_s' "$out/report.json")
+read -r user sys rss <"$out/time.txt"
+echo "teckenrun req/s: $tr_rps (requests $(jq '.steps[0].requests' "$out/report.json"), errors $(jq '.steps[0].errors' "$out/report.json"))"
+echo "teckenrun CPU per request: $(echo "($user + $sys) * 1000000 / $N" | bc -l | xargs printf '%.1f') µs; peak RSS $((rss / 1024)) MiB"
+echo "ratio teckenrun/hey: $(echo "$tr_rps / $hey_rps" | bc -l | xargs printf '%.2f')"
+
+echo "== loading a 1,000,000-row CSV"
+awk 'BEGIN { print "URI,STATUS CODE,PRIVATE,COUNT";
+  for (i = 0; i < 1000000; i++) printf "/org.mozilla.crash-stats.symbols-public/v1/mod%d.pdb/%032X1/mod%d.sym,%d,false,%d\n", i, i, i, (i % 3 ? 200 : 404), 1 + i % 3 }' >"$out/big.csv"
+cat >"$out/big.yaml" <<PLAN
+host: http://127.0.0.1:$PORT
+steps:
+  - download: {csv: big.csv, max_requests: 1, concurrency: 1}
+PLAN
+/usr/bin/time -f "%e %M" -o "$out/time.txt" "$out/teckenrun" -format json "$out/big.yaml" >"$out/big.json"
+read -r wall rss <"$out/time.txt"
+echo "1M rows ($(jq '.steps[0].rows' "$out/big.json") usable, 2M jobs): ${wall}s wall, peak RSS $((rss / 1024)) MiB"
