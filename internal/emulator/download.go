@@ -73,8 +73,12 @@ func itoa(n int) string { return strconv.Itoa(n) }
 // /try/ and legacy-product forms, and /missingsymbols.csv (§1).
 func (s *Server) serveDownload(w http.ResponseWriter, r *http.Request) {
 	path := r.URL.Path
-	if path == "/missingsymbols.csv" {
+	switch {
+	case path == "/missingsymbols.csv":
 		s.serveMissingCSV(w)
+		return
+	case path == "/" && r.Method == http.MethodPost:
+		writeText(w, http.StatusGone, "See http://tecken.readthedocs.io/en/latest/symbolication.html")
 		return
 	}
 	segs := strings.Split(strings.TrimPrefix(path, "/"), "/")

@@ -17,6 +17,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/mozilla-services/teckenrun/internal/breakpad"
 )
 
 // Token permissions, as Tecken names them.
@@ -68,6 +70,12 @@ type Options struct {
 	KeepLog bool
 	// Seed seeds the random source used by Rate faults.
 	Seed uint64
+	// SymbolBandwidth simulates the storage bandwidth (bytes/s) of symbol
+	// downloads during symbolication; 0 = as fast as memory.
+	SymbolBandwidth int64
+	// Eliot switches symbolication to the later service's behaviour:
+	// top-level debug, at most 10 jobs, 400 {"title": …} errors.
+	Eliot bool
 }
 
 // Record is what the emulator did with one request.
@@ -92,30 +100,37 @@ type CountKey struct {
 type Server struct {
 	opts Options
 
-	mu      sync.Mutex
-	store   map[string][]byte // storage key (v1/... or try/v1/...) -> bytes
-	exists  map[string]bool   // existence cache, by storage key
-	misses  map[missing]bool  // GET misses of .pdb/.sym, for /missingsymbols.csv
-	counts  map[CountKey]int
-	log     []Record
-	rng     *rand.Rand
-	faults  []Fault
-	handler http.Handler
+	mu     sync.Mutex
+	store  map[string][]byte // storage key (v1/... or try/v1/...) -> bytes
+	exists map[string]bool   // existence cache, by storage key
+	misses map[missing]bool  // GET misses of .pdb/.sym, for /missingsymbols.csv
+	// symCache holds parsed symbol files by storage key (without v1/), and
+	// symFailed when a missing one may be looked up again.
+	symCache  map[string]*breakpad.Symbols
+	symFailed map[string]time.Time
+	counts    map[CountKey]int
+	log       []Record
+	rng       *rand.Rand
+	faults    []Fault
+	handler   http.Handler
 }
 
 // New returns an emulator with an empty store.
 func New(opts Options) *Server {
 	s := &Server{
-		opts:   opts,
-		store:  map[string][]byte{},
-		exists: map[string]bool{},
-		misses: map[missing]bool{},
-		counts: map[CountKey]int{},
-		rng:    rand.New(rand.NewPCG(opts.Seed, opts.Seed^0x9e3779b97f4a7c15)),
-		faults: append([]Fault(nil), opts.Faults...),
+		opts:      opts,
+		store:     map[string][]byte{},
+		exists:    map[string]bool{},
+		misses:    map[missing]bool{},
+		symCache:  map[string]*breakpad.Symbols{},
+		symFailed: map[string]time.Time{},
+		counts:    map[CountKey]int{},
+		rng:       rand.New(rand.NewPCG(opts.Seed, opts.Seed^0x9e3779b97f4a7c15)),
+		faults:    append([]Fault(nil), opts.Faults...),
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("/storage/", s.serveStorage)
+	mux.HandleFunc("/symbolicate/", s.serveSymbolicate)
 	mux.HandleFunc("/__heartbeat__", s.serveDockerflow)
 	mux.HandleFunc("/__lbheartbeat__", s.serveDockerflow)
 	mux.HandleFunc("/__version__", s.serveDockerflow)
@@ -135,6 +150,8 @@ func (s *Server) put(storageKey string, data []byte) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.store[storageKey] = data
+	key := strings.TrimPrefix(strings.TrimPrefix(storageKey, "try/"), "v1/")
+	s.forgetSymbols(key)
 }
 
 // SetLatency changes Options.Latency; call it before serving.
