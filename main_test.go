@@ -59,6 +59,22 @@ func TestDemoPlanEndToEnd(t *testing.T) {
 	if dl["requests"].(float64) != 58 || dl["junk_rows"].(float64) != 2 || dl["ignore_hits"].(float64) != 3 {
 		t.Errorf("demo download: requests %v, junk %v, ignore hits %v", dl["requests"], dl["junk_rows"], dl["ignore_hits"])
 	}
+	// make-stacks draws 40 files from the embedded store; symbolicate sends
+	// them 3 to a request and every frame in a found module gets a name.
+	if len(steps) != 3 {
+		t.Fatalf("%d steps, want download, make-stacks and symbolicate", len(steps))
+	}
+	sym := steps[2].(map[string]any)
+	if sym["requests"].(float64) != 14 || sym["jobs"].(float64) != 40 || sym["symbolicated_pct"].(float64) != 100 ||
+		sym["invalid_responses"].(float64) != 0 || len(sym["debug"].(map[string]any)) == 0 {
+		t.Errorf("demo symbolicate: %v", sym)
+	}
+	for _, key := range []string{"requests", "jobs", "frames", "symbolicated_pct", "sanitized_frames", "invalid_responses",
+		"by_status", "errors_by_message", "debug"} {
+		if _, ok := sym[key]; !ok {
+			t.Errorf("symbolicate step lacks %q", key)
+		}
+	}
 	saved, err := os.ReadFile(out)
 	if err != nil {
 		t.Fatal(err)

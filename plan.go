@@ -39,8 +39,10 @@ type Plan struct {
 // Step is one entry of a plan's steps: exactly one kind, and an optional
 // name. Each kind is one struct.
 type Step struct {
-	Name     string        `yaml:"name,omitempty"`
-	Download *DownloadStep `yaml:"download,omitempty"`
+	Name        string           `yaml:"name,omitempty"`
+	Download    *DownloadStep    `yaml:"download,omitempty"`
+	MakeStacks  *MakeStacksStep  `yaml:"make-stacks,omitempty"`
+	Symbolicate *SymbolicateStep `yaml:"symbolicate,omitempty"`
 }
 
 // workloads returns the kinds set on a step, in declaration order.
@@ -193,9 +195,11 @@ func yamlError(name string, err error) error {
 
 // planTypes maps the Go type names in yaml's errors to what the user wrote.
 var planTypes = map[string]reflect.Type{
-	"Plan":         reflect.TypeFor[Plan](),
-	"Step":         reflect.TypeFor[Step](),
-	"DownloadStep": reflect.TypeFor[DownloadStep](),
+	"Plan":            reflect.TypeFor[Plan](),
+	"Step":            reflect.TypeFor[Step](),
+	"DownloadStep":    reflect.TypeFor[DownloadStep](),
+	"MakeStacksStep":  reflect.TypeFor[MakeStacksStep](),
+	"SymbolicateStep": reflect.TypeFor[SymbolicateStep](),
 }
 
 func unknownKeyMessage(key, typeName string) string {
@@ -209,7 +213,7 @@ func unknownKeyMessage(key, typeName string) string {
 			known = append(known, k)
 		}
 	}
-	where := "in " + strings.TrimSuffix(strings.ToLower(typeName), "step") + " step"
+	where := "in " + kindOfType(t) + " step"
 	switch typeName {
 	case "Plan":
 		where = "at the top of the plan"
@@ -221,6 +225,17 @@ func unknownKeyMessage(key, typeName string) string {
 		msg += fmt.Sprintf("; did you mean %q?", best)
 	}
 	return msg
+}
+
+// kindOfType returns the step kind whose struct is t.
+func kindOfType(t reflect.Type) string {
+	st := reflect.TypeFor[Step]()
+	for i := range st.NumField() {
+		if f := st.Field(i); f.Type.Kind() == reflect.Pointer && f.Type.Elem() == t {
+			return yamlKey(f)
+		}
+	}
+	return t.Name()
 }
 
 // closest returns the candidate within edit distance 2 of s, if any.
@@ -312,6 +327,7 @@ func (p *Plan) Validate() error {
 		case 0:
 			v.add(path, "a step needs a kind, one of: %s", strings.Join(stepKinds(), ", "))
 		case 1:
+			v.step = i
 			ws[0].validate(v, path+"."+ws[0].kind())
 		default:
 			kinds := make([]string, len(ws))
@@ -329,7 +345,21 @@ var envName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 // validator collects validation problems.
 type validator struct {
 	plan *Plan
+	step int // the index of the step being validated
 	errs []error
+}
+
+// earlier reports whether a step before the one being validated is of
+// the given kind.
+func (v *validator) earlier(kind string) bool {
+	for i := range v.step {
+		for _, w := range v.plan.Steps[i].workloads() {
+			if w.kind() == kind {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 func (v *validator) add(path, format string, args ...any) {

@@ -74,7 +74,9 @@ func runPlan(ctx context.Context, plan *Plan, steps []int, rs runSettings) (*Rep
 		seed = *plan.Seed
 	}
 	report := &Report{Plan: plan.Name, Host: plan.Host, StartedAt: started.UTC(), Seed: seed, Version: version, Steps: []StepReport{}}
-	rc := runContext{plan: plan, host: strings.TrimSuffix(plan.Host, "/"), symHost: strings.TrimSuffix(plan.SymbolicationHost, "/"),
+	state := &runState{}
+	defer state.cleanup()
+	rc := runContext{state: state, plan: plan, host: strings.TrimSuffix(plan.Host, "/"), symHost: strings.TrimSuffix(plan.SymbolicationHost, "/"),
 		seed: seed, grace: rs.grace, progressTo: rs.progressTo}
 	if plan.Host == "embedded" || plan.SymbolicationHost == "embedded" {
 		url, stop, err := emulator.NewEmbedded().Start("127.0.0.1:0")
@@ -124,8 +126,31 @@ func runPlan(ctx context.Context, plan *Plan, steps []int, rs runSettings) (*Rep
 	return report, nil
 }
 
+// runState is what the steps of one run hand on to later steps, and the
+// temporary folders the run removes when it ends.
+type runState struct {
+	stacksDir string // out_dir of the last make-stacks step
+	temps     []string
+}
+
+// tempDir makes a folder that lives as long as the run.
+func (st *runState) tempDir(pattern string) (string, error) {
+	dir, err := os.MkdirTemp("", "teckenrun-"+pattern+"-")
+	if err == nil {
+		st.temps = append(st.temps, dir)
+	}
+	return dir, err
+}
+
+func (st *runState) cleanup() {
+	for _, d := range st.temps {
+		os.RemoveAll(d)
+	}
+}
+
 // runContext is what the runner hands every step.
 type runContext struct {
+	state   *runState
 	plan    *Plan
 	host    string // base URL without a trailing slash
 	symHost string // symbolication base URL without a trailing slash

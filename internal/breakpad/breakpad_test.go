@@ -25,7 +25,7 @@ func TestParseAndLookup(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(s.Syms) != 3 || s.CodeFile != "xul.dll" {
+	if len(s.Syms) != 3 || s.CodeFile != "xul.dll" || s.DebugFile != "xul.pdb" || s.DebugID != "44E4EC8C2F41492B9369D6B9A059577C2" {
 		t.Fatalf("parsed %+v", s)
 	}
 	if want := len(strings.ReplaceAll(sample, "\n", "")); s.Chars != want {

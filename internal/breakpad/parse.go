@@ -16,6 +16,8 @@ type Symbols struct {
 	// Chars is the number of characters in the file's lines, newlines
 	// excluded: Tecken's downloads.size.
 	Chars int
+	// DebugID and DebugFile come from the MODULE line.
+	DebugID, DebugFile string
 	// CodeFile is the INFO CODE_ID line's code file (xul.dll), if any.
 	CodeFile string
 }
@@ -35,6 +37,11 @@ func Parse(r io.Reader) (*Symbols, error) {
 		word, rest, _ := strings.Cut(line, " ")
 		switch word {
 		case "FUNC", "PUBLIC":
+		case "MODULE":
+			if f := strings.Fields(rest); len(f) >= 4 {
+				s.DebugID, s.DebugFile = f[2], strings.Join(f[3:], " ")
+			}
+			continue
 		case "INFO":
 			if f := strings.Fields(rest); len(f) >= 3 && f[0] == "CODE_ID" {
 				s.CodeFile = f[2]

@@ -34,7 +34,8 @@ func EmbeddedModules() []breakpad.Module {
 // that the cache is visible in reports, and EmbeddedToken for uploads.
 func NewEmbedded() *Server {
 	s := New(Options{
-		Latency: 15 * time.Millisecond,
+		Latency:         15 * time.Millisecond,
+		SymbolBandwidth: 20 << 20,
 		Tokens: map[string]Token{EmbeddedToken: {
 			User:        "demo@example.com",
 			Permissions: []string{PermUpload, PermViewAll},

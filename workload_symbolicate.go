@@ -1,0 +1,785 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"math/rand/v2"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// SymbolicateStep replays stack files at the symbolication API (all of
+// symbolication.py and loadtest.py's symbolication scenario, fixed).
+type SymbolicateStep struct {
+	// StacksDir is a folder of *.json v4 bodies or a glob; by default the
+	// out_dir of the last make-stacks step of the run.
+	StacksDir   string   `yaml:"stacks_dir,omitempty"`
+	API         string   `yaml:"api"`
+	BatchSize   *int     `yaml:"batch_size,omitempty"`
+	Limit       int      `yaml:"limit,omitempty"`
+	Concurrency *int     `yaml:"concurrency,omitempty"`
+	Rate        float64  `yaml:"rate,omitempty"`
+	Duration    Duration `yaml:"duration,omitempty"`
+	Seed        *uint64  `yaml:"seed,omitempty"`
+	Sanitize    bool     `yaml:"sanitize,omitempty"`
+}
+
+func (s *SymbolicateStep) kind() string { return "symbolicate" }
+
+func (s *SymbolicateStep) setDefaults(*Plan) {
+	if s.API == "" {
+		s.API = "v5"
+	}
+	if s.BatchSize == nil {
+		s.BatchSize = ptr(1)
+	}
+	if s.Concurrency == nil {
+		s.Concurrency = ptr(1)
+	}
+}
+
+func (s *SymbolicateStep) validate(v *validator, path string) {
+	if s.StacksDir == "" && !v.earlier("make-stacks") {
+		v.add(path+".stacks_dir", "is required (a folder or glob of stack files), or put a make-stacks step before this one")
+	}
+	if s.API != "v4" && s.API != "v5" {
+		v.add(path+".api", "must be v4 or v5, got %q", s.API)
+	}
+	v.atLeast(path+".batch_size", *s.BatchSize, 1)
+	if s.API == "v4" && *s.BatchSize > 1 {
+		v.add(path+".batch_size", "v4 takes one job per request; use api: v5 to batch")
+	}
+	v.atLeast(path+".limit", s.Limit, 0)
+	v.atLeast(path+".concurrency", *s.Concurrency, 1)
+	v.nonNegative(path+".rate", s.Rate)
+}
+
+// symbolicateRetries is how often a request is retried after a 502, 503,
+// 504 or a transport error.
+const symbolicateRetries = 4
+
+// maxSampleFiles bounds the file names kept per error message.
+const maxSampleFiles = 5
+
+func (s *SymbolicateStep) run(ctx context.Context, rc *runContext) (stepResult, error) {
+	dir := rc.plan.resolve(s.StacksDir)
+	if s.StacksDir == "" {
+		if dir = rc.state.stacksDir; dir == "" {
+			return nil, errors.New("no stacks_dir, and no make-stacks step ran before this one")
+		}
+	}
+	files, skipped, err := loadStackFiles(dir, s.Sanitize)
+	res := &SymbolicateResult{Files: len(files), SkippedFiles: skipped, Debug: map[string]DebugStat{},
+		ByStatus: []SymbolicateStatus{}, ErrorsByMessage: []ErrorMessage{},
+		latency: map[int]samples{}, debug: map[string]samples{}, messages: map[errKey]*ErrorMessage{}}
+	for _, f := range files {
+		res.SanitizedFrames += f.sanitized
+	}
+	if err != nil {
+		return res, err
+	}
+	if len(files) == 0 {
+		return res, fmt.Errorf("%s: no usable stack files (%d skipped)", dir, len(skipped))
+	}
+	seed := rc.stepSeed(s.Seed, rc.stepIndex)
+	rng := rand.New(rand.NewPCG(seed, seed>>32|1))
+	rng.Shuffle(len(files), func(i, j int) { files[i], files[j] = files[j], files[i] })
+
+	size := *s.BatchSize
+	batches := (len(files) + size - 1) / size
+	total := batches
+	switch {
+	case s.Limit > 0:
+		total = s.Limit
+	case s.Duration > 0:
+		total = -1
+	}
+	endpoint := rc.symHost + "/symbolicate/" + s.API
+	tr := newTransport(*s.Concurrency)
+	defer tr.CloseIdleConnections()
+	pol := retryPolicy{retries: symbolicateRetries, base: 200 * time.Millisecond, cap: 5 * time.Second,
+		statuses: []int{502, 503, 504}, timeout: time.Duration(rc.plan.Timeout)}
+	prog := startProgress(rc.progressTo, rc.stepName, total)
+	col := collect(4**s.Concurrency, func(o symOutcome) {
+		res.add(o)
+		prog.add(o.status != 200 && o.class != classCancelled)
+	})
+	work, cancel := graceContext(ctx, rc.grace)
+	defer cancel()
+	start := time.Now()
+	err = issue(ctx, work, pace{concurrency: *s.Concurrency, rate: s.Rate, duration: time.Duration(s.Duration), total: total},
+		func(ctx context.Context, r int, intended time.Time) error {
+			// Request r takes the next batch_size files, cycling; sent once
+			// each (no limit or duration), the last batch may be partial.
+			n := size
+			if total == batches && s.Limit == 0 && r == batches-1 {
+				n = len(files) - r*size
+			}
+			batch := make([]*stackFile, n)
+			for k := range batch {
+				batch[k] = files[(r*size+k)%len(files)]
+			}
+			col.send(symbolicate(ctx, tr, pol, endpoint, rc.plan.UserAgent, s.API == "v5", batch, intended))
+			return nil
+		})
+	col.close()
+	prog.finish()
+	res.finish(time.Since(start))
+	if err != nil {
+		return res, err
+	}
+	if res.Requests > 0 && res.Errors == res.Requests {
+		return res, fmt.Errorf("all %d requests failed: %s", res.Requests, res.sampleError)
+	}
+	return res, nil
+}
+
+// stackFile is one loaded v4 body.
+type stackFile struct {
+	name      string
+	raw       []byte          // the file as it is, sent unchanged by v4
+	memoryMap json.RawMessage // as in the file
+	stacks    json.RawMessage // sanitized if asked
+	modules   []string        // memoryMap as "name/id"
+	frames    [][]int64       // module index of every frame, per stack
+	sanitized int
+}
+
+// loadStackFiles reads a folder's *.json files (or a glob). A file that is
+// not a v4 body is skipped and named in skipped, not fatal.
+func loadStackFiles(dir string, sanitize bool) ([]*stackFile, []SkippedFile, error) {
+	pattern := dir
+	if st, err := os.Stat(dir); err == nil && st.IsDir() {
+		pattern = filepath.Join(dir, "*.json")
+	}
+	paths, err := filepath.Glob(pattern)
+	if err != nil {
+		return nil, nil, fmt.Errorf("stacks_dir %q: %w", dir, err)
+	}
+	if len(paths) == 0 {
+		if _, err := os.Stat(dir); err != nil && !strings.ContainsAny(dir, "*?[") {
+			return nil, nil, err
+		}
+	}
+	slices.Sort(paths)
+	var files []*stackFile
+	var skipped []SkippedFile
+	for _, p := range paths {
+		raw, err := os.ReadFile(p)
+		if err != nil {
+			return nil, nil, err
+		}
+		f, err := parseStackFile(filepath.Base(p), raw, sanitize)
+		if err != nil {
+			skipped = append(skipped, SkippedFile{File: p, Error: err.Error()})
+			continue
+		}
+		files = append(files, f)
+	}
+	return files, skipped, nil
+}
+
+func parseStackFile(name string, raw []byte, sanitize bool) (*stackFile, error) {
+	var body struct {
+		MemoryMap json.RawMessage `json:"memoryMap"`
+		Stacks    json.RawMessage `json:"stacks"`
+	}
+	if err := json.Unmarshal(raw, &body); err != nil {
+		return nil, fmt.Errorf("not a JSON object: %w", err)
+	}
+	f := &stackFile{name: name, raw: raw, memoryMap: body.MemoryMap, stacks: body.Stacks}
+	var mm [][]any
+	if err := json.Unmarshal(body.MemoryMap, &mm); err != nil || body.MemoryMap == nil {
+		return nil, errors.New(`"memoryMap" is not a list of [name, id] pairs`)
+	}
+	for _, e := range mm {
+		if len(e) != 2 {
+			return nil, errors.New(`"memoryMap" is not a list of [name, id] pairs`)
+		}
+		f.modules = append(f.modules, fmt.Sprint(e[0])+"/"+fmt.Sprint(e[1]))
+	}
+	dec := json.NewDecoder(bytes.NewReader(body.Stacks))
+	dec.UseNumber()
+	var stacks [][][]any
+	if err := dec.Decode(&stacks); err != nil || body.Stacks == nil {
+		return nil, errors.New(`"stacks" is not a list of lists of [module, offset] frames`)
+	}
+	changed := false
+	for _, st := range stacks {
+		var mods []int64
+		for _, fr := range st {
+			if len(fr) != 2 {
+				return nil, errors.New("a frame is not a [module, offset] pair")
+			}
+			fixed := false
+			for k, v := range fr {
+				n, ok := v.(json.Number)
+				if !ok {
+					return nil, fmt.Errorf("frame value %v is not a number", v)
+				}
+				if sanitize && !isInteger(n) {
+					fr[k], fixed = integerOf(n), true
+				}
+			}
+			if fixed {
+				f.sanitized++
+				changed = true
+			}
+			m, _ := strconv.ParseInt(fr[0].(json.Number).String(), 10, 64)
+			mods = append(mods, m)
+		}
+		f.frames = append(f.frames, mods)
+	}
+	if changed {
+		f.stacks, _ = json.Marshal(stacks) // json.Number values marshal as written
+		f.raw = nil
+	}
+	return f, nil
+}
+
+func isInteger(n json.Number) bool { return !strings.ContainsAny(n.String(), ".eE") }
+
+// integerOf turns a float the real server rejects into the integer it
+// stands for: truncated when it fits in 64 bits, else the largest 64-bit
+// address (1.8446744073709552e+19 is 2^64, one past it).
+func integerOf(n json.Number) json.Number {
+	f, err := n.Float64()
+	switch {
+	case err != nil || math.IsNaN(f):
+		return "0"
+	case f >= math.MaxUint64:
+		return json.Number(strconv.FormatUint(math.MaxUint64, 10))
+	case f >= math.MaxInt64:
+		return json.Number(strconv.FormatUint(uint64(f), 10))
+	case f <= math.MinInt64:
+		return json.Number(strconv.FormatInt(math.MinInt64, 10))
+	}
+	return json.Number(strconv.FormatInt(int64(f), 10))
+}
+
+// requestBody builds a v4 body (one file) or a v5 body (a batch).
+func requestBody(v5 bool, batch []*stackFile) []byte {
+	var b bytes.Buffer
+	if !v5 {
+		if batch[0].raw != nil {
+			return batch[0].raw
+		}
+		fmt.Fprintf(&b, `{"memoryMap":%s,"stacks":%s,"version":4}`, batch[0].memoryMap, batch[0].stacks)
+		return b.Bytes()
+	}
+	b.WriteString(`{"jobs":[`)
+	for i, f := range batch {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		fmt.Fprintf(&b, `{"memoryMap":%s,"stacks":%s}`, f.memoryMap, f.stacks)
+	}
+	b.WriteString("]}")
+	return b.Bytes()
+}
+
+// symOutcome is what one request did.
+type symOutcome struct {
+	status   int
+	class    string
+	err      error
+	latency  time.Duration
+	attempts int
+	jobs     int
+	frames   int
+	files    []string
+	message  string // the server's error text, for statuses other than 200
+	invalid  string // why a 200 answer does not fit the request
+	debugs   []map[string]float64
+	// knownFrames are frames in modules the server found; symbolicated
+	// those of them that came back with a function name.
+	knownFrames, symbolicated int
+}
+
+func symbolicate(ctx context.Context, rt http.RoundTripper, pol retryPolicy, endpoint, userAgent string, v5 bool, batch []*stackFile, intended time.Time) symOutcome {
+	body := requestBody(v5, batch)
+	o := symOutcome{jobs: len(batch)}
+	for _, f := range batch {
+		o.files = append(o.files, f.name)
+		for _, st := range f.frames {
+			o.frames += len(st)
+		}
+	}
+	resp, attempts, err := send(ctx, rt, pol, func(ctx context.Context) (*http.Request, error) {
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, endpoint, bytes.NewReader(body))
+		if err != nil {
+			return nil, err
+		}
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Debug", "true")
+		req.Header.Set("User-Agent", userAgent)
+		return req, nil
+	})
+	o.attempts = attempts
+	var raw []byte
+	if err == nil {
+		raw, err = io.ReadAll(resp.Body)
+		resp.Body.Close()
+	}
+	o.latency = time.Since(intended)
+	if err != nil {
+		o.class, o.err = errorClass(err), err
+		return o
+	}
+	o.status = resp.StatusCode
+	if o.status != http.StatusOK {
+		o.message = errorText(raw)
+		return o
+	}
+	if v5 {
+		o.checkV5(raw, batch)
+	} else {
+		o.checkV4(raw, batch[0])
+	}
+	return o
+}
+
+// errorText is the message of an error answer: Tecken's {"error": …},
+// Eliot's {"title": …}, or the start of any other body.
+func errorText(raw []byte) string {
+	var e struct{ Error, Title string }
+	if json.Unmarshal(raw, &e) == nil {
+		if e.Error != "" {
+			return e.Error
+		}
+		if e.Title != "" {
+			return e.Title
+		}
+	}
+	text := strings.Join(strings.Fields(string(raw)), " ")
+	if len(text) > 200 {
+		text = text[:200] + "…"
+	}
+	return text
+}
+
+func (o *symOutcome) checkV5(raw []byte, batch []*stackFile) {
+	var resp struct {
+		Results []struct {
+			Stacks [][]struct {
+				Function present `json:"function"`
+			} `json:"stacks"`
+			FoundModules map[string]*bool `json:"found_modules"`
+			Debug        map[string]any   `json:"debug"`
+		} `json:"results"`
+		Debug map[string]any `json:"debug"`
+	}
+	if err := json.Unmarshal(raw, &resp); err != nil {
+		o.invalid = "the answer is not v5 JSON: " + err.Error()
+		return
+	}
+	if resp.Debug != nil {
+		o.debugs = append(o.debugs, flattenDebug(resp.Debug))
+	}
+	if len(resp.Results) != len(batch) {
+		o.invalid = fmt.Sprintf("%d results for %d jobs", len(resp.Results), len(batch))
+		return
+	}
+	for i, r := range resp.Results {
+		f := batch[i]
+		if r.Debug != nil {
+			o.debugs = append(o.debugs, flattenDebug(r.Debug))
+		}
+		if len(r.Stacks) != len(f.frames) {
+			o.invalid = fmt.Sprintf("%s: %d stacks for %d sent", f.name, len(r.Stacks), len(f.frames))
+			return
+		}
+		for s, st := range r.Stacks {
+			if len(st) != len(f.frames[s]) {
+				o.invalid = fmt.Sprintf("%s: stack %d has %d frames for %d sent", f.name, s, len(st), len(f.frames[s]))
+				return
+			}
+		}
+		want := slices.Compact(slices.Sorted(slices.Values(f.modules)))
+		got := slices.Sorted(func(yield func(string) bool) {
+			for k := range r.FoundModules {
+				if !yield(k) {
+					return
+				}
+			}
+		})
+		if !slices.Equal(got, want) {
+			o.invalid = fmt.Sprintf("%s: found_modules keys %v, memoryMap has %v", f.name, got, want)
+			return
+		}
+		for s, st := range r.Stacks {
+			for j, fr := range st {
+				m := f.frames[s][j]
+				if m < 0 || m >= int64(len(f.modules)) {
+					continue
+				}
+				if found := r.FoundModules[f.modules[m]]; found != nil && *found {
+					o.knownFrames++
+					if fr.Function {
+						o.symbolicated++
+					}
+				}
+			}
+		}
+	}
+}
+
+func (o *symOutcome) checkV4(raw []byte, f *stackFile) {
+	var resp struct {
+		SymbolicatedStacks [][]string     `json:"symbolicatedStacks"`
+		KnownModules       []*bool        `json:"knownModules"`
+		Debug              map[string]any `json:"debug"`
+	}
+	if err := json.Unmarshal(raw, &resp); err != nil {
+		o.invalid = "the answer is not v4 JSON: " + err.Error()
+		return
+	}
+	if resp.Debug != nil {
+		o.debugs = append(o.debugs, flattenDebug(resp.Debug))
+	}
+	if len(resp.KnownModules) != len(f.modules) {
+		o.invalid = fmt.Sprintf("%s: %d knownModules for %d modules", f.name, len(resp.KnownModules), len(f.modules))
+		return
+	}
+	if len(resp.SymbolicatedStacks) != len(f.frames) {
+		o.invalid = fmt.Sprintf("%s: %d symbolicatedStacks for %d sent", f.name, len(resp.SymbolicatedStacks), len(f.frames))
+		return
+	}
+	for s, st := range resp.SymbolicatedStacks {
+		if len(st) != len(f.frames[s]) {
+			o.invalid = fmt.Sprintf("%s: stack %d has %d frames for %d sent", f.name, s, len(st), len(f.frames[s]))
+			return
+		}
+		for j, label := range st {
+			m := f.frames[s][j]
+			if m < 0 || m >= int64(len(f.modules)) || resp.KnownModules[m] == nil || !*resp.KnownModules[m] {
+				continue
+			}
+			o.knownFrames++
+			if !strings.HasPrefix(label, "0x") && !strings.HasPrefix(label, "-0x") {
+				o.symbolicated++
+			}
+		}
+	}
+}
+
+// present records that a JSON field was there, without decoding it.
+type present bool
+
+// UnmarshalJSON notes the field; a null counts as absent.
+func (p *present) UnmarshalJSON(b []byte) error {
+	*p = string(b) != "null"
+	return nil
+}
+
+// flattenDebug turns a debug object into dotted keys and numbers, leaving
+// out the per-module maps (stacks_per_module, size_per_module, …).
+func flattenDebug(debug map[string]any) map[string]float64 {
+	out := map[string]float64{}
+	var walk func(prefix string, v any)
+	walk = func(prefix string, v any) {
+		switch v := v.(type) {
+		case float64:
+			out[prefix] = v
+		case map[string]any:
+			for k, child := range v {
+				if strings.HasSuffix(k, "_per_module") {
+					continue
+				}
+				key := k
+				if prefix != "" {
+					key = prefix + "." + k
+				}
+				walk(key, child)
+			}
+		}
+	}
+	walk("", debug)
+	return out
+}
+
+// SymbolicateResult is the report of a symbolicate step.
+type SymbolicateResult struct {
+	// Requests is the number of requests that finished, with an answer or
+	// a transport error after every retry.
+	Requests int `json:"requests"`
+	// Jobs and Frames count what those requests carried.
+	Jobs   int `json:"jobs"`
+	Frames int `json:"frames"`
+	// SymbolicatedPct is the share of frames in modules the server found
+	// that came back with a function name.
+	SymbolicatedPct float64 `json:"symbolicated_pct"`
+	// SanitizedFrames is the number of frames sanitize rewrote.
+	SanitizedFrames int `json:"sanitized_frames"`
+	// InvalidResponses are 200 answers that do not fit their request.
+	InvalidResponses int    `json:"invalid_responses"`
+	InvalidSample    string `json:"invalid_sample,omitempty"`
+	// Errors are requests without any answer; Retries extra attempts.
+	Errors          int             `json:"errors"`
+	Retries         int             `json:"retries"`
+	Cancelled       int             `json:"cancelled"`
+	TransportErrors TransportErrors `json:"transport_errors"`
+	RanForS         float64         `json:"ran_for_s"`
+	RatePerS        float64         `json:"rate_per_s"`
+	// Files is the number of usable stack files; SkippedFiles the others.
+	Files           int                 `json:"files"`
+	SkippedFiles    []SkippedFile       `json:"skipped_files"`
+	ByStatus        []SymbolicateStatus `json:"by_status"`
+	ErrorsByMessage []ErrorMessage      `json:"errors_by_message"`
+	// Debug summarises every numeric field of the server's debug objects
+	// (one per job in 2019, one per request later), per dotted key.
+	Debug      map[string]DebugStat `json:"debug"`
+	Conclusion DebugConclusion      `json:"conclusion"`
+
+	latency      map[int]samples
+	debug        map[string]samples
+	debugObjects int
+	messages     map[errKey]*ErrorMessage
+	known, named int
+	sampleError  string
+}
+
+// SkippedFile is a stack file that could not be used.
+type SkippedFile struct {
+	File  string `json:"file"`
+	Error string `json:"error"`
+}
+
+// SymbolicateStatus is the client-side latency of one status.
+type SymbolicateStatus struct {
+	Status  int     `json:"status"`
+	Count   int     `json:"count"`
+	MedianS float64 `json:"median_s"`
+	P95S    float64 `json:"p95_s"`
+	P99S    float64 `json:"p99_s"`
+}
+
+// ErrorMessage counts the answers with one status and error text.
+type ErrorMessage struct {
+	Status      int      `json:"status"`
+	Message     string   `json:"message"`
+	Count       int      `json:"count"`
+	SampleFiles []string `json:"sample_files"`
+}
+
+type errKey struct {
+	status  int
+	message string
+}
+
+// DebugStat is symbolication.py's summary of one debug key. Median is the
+// upper-middle value and stddev the sample standard deviation (0 for one
+// value), as the original computed them.
+type DebugStat struct {
+	Sum    float64 `json:"sum"`
+	Avg    float64 `json:"avg"`
+	Median float64 `json:"median"`
+	StdDev float64 `json:"stddev"`
+}
+
+// DebugConclusion is symbolication.py's "IN CONCLUSION"; a figure that
+// would divide by zero is null.
+type DebugConclusion struct {
+	// DownloadBytesPerS is Σ downloads.size / Σ downloads.time.
+	DownloadBytesPerS *float64 `json:"download_bytes_per_s"`
+	// NotDownloadingTotalS is Σ time − Σ downloads.time − Σ cache_lookups.time.
+	NotDownloadingTotalS *float64 `json:"not_downloading_total_s"`
+	// NotDownloadingAvgS divides it by the number of debug objects.
+	NotDownloadingAvgS *float64 `json:"not_downloading_avg_s"`
+}
+
+// add counts one outcome; only the collector goroutine calls it.
+func (r *SymbolicateResult) add(o symOutcome) {
+	if o.class == classCancelled {
+		r.Cancelled++
+		return
+	}
+	r.Requests++
+	r.Jobs += o.jobs
+	r.Frames += o.frames
+	r.Retries += max(o.attempts-1, 0)
+	if o.status == 0 {
+		r.Errors++
+		r.TransportErrors.add(o.class)
+		if r.sampleError == "" {
+			r.sampleError = o.err.Error()
+		}
+		return
+	}
+	r.latency[o.status] = append(r.latency[o.status], o.latency.Seconds())
+	if o.status != http.StatusOK {
+		k := errKey{o.status, o.message}
+		m := r.messages[k]
+		if m == nil {
+			m = &ErrorMessage{Status: o.status, Message: o.message}
+			r.messages[k] = m
+		}
+		m.Count++
+		for _, f := range o.files {
+			if len(m.SampleFiles) < maxSampleFiles {
+				m.SampleFiles = append(m.SampleFiles, f)
+			}
+		}
+		if r.sampleError == "" {
+			r.sampleError = fmt.Sprintf("%d %s", o.status, o.message)
+		}
+		return
+	}
+	if o.invalid != "" {
+		r.InvalidResponses++
+		if r.InvalidSample == "" {
+			r.InvalidSample = o.invalid
+		}
+	}
+	r.known += o.knownFrames
+	r.named += o.symbolicated
+	for _, d := range o.debugs {
+		r.debugObjects++
+		for k, v := range d {
+			r.debug[k] = append(r.debug[k], v)
+		}
+	}
+}
+
+func (r *SymbolicateResult) finish(ranFor time.Duration) {
+	r.RanForS = ranFor.Seconds()
+	if r.RanForS > 0 {
+		r.RatePerS = float64(r.Requests) / r.RanForS
+	}
+	r.SymbolicatedPct = pct(r.named, r.known)
+	r.ByStatus = r.ByStatus[:0]
+	for _, status := range sortedKeys(r.latency) {
+		s := r.latency[status].summarize()
+		r.ByStatus = append(r.ByStatus, SymbolicateStatus{Status: status, Count: s.n, MedianS: s.median, P95S: s.p95, P99S: s.p99})
+	}
+	r.ErrorsByMessage = r.ErrorsByMessage[:0]
+	for _, m := range r.messages {
+		r.ErrorsByMessage = append(r.ErrorsByMessage, *m)
+	}
+	slices.SortFunc(r.ErrorsByMessage, func(a, b ErrorMessage) int {
+		if a.Count != b.Count {
+			return b.Count - a.Count
+		}
+		return strings.Compare(a.Message, b.Message)
+	})
+	sums := map[string]float64{}
+	for k, vals := range r.debug {
+		s := vals.summarize()
+		r.Debug[k] = DebugStat{Sum: s.sum, Avg: s.mean, Median: vals[len(vals)/2], StdDev: s.stddev}
+		sums[k] = s.sum
+	}
+	if t := sums["downloads.time"]; t > 0 {
+		r.Conclusion.DownloadBytesPerS = ptr(sums["downloads.size"] / t)
+	}
+	if _, ok := r.debug["time"]; ok {
+		total := sums["time"] - sums["downloads.time"] - sums["cache_lookups.time"]
+		r.Conclusion.NotDownloadingTotalS = ptr(total)
+		r.Conclusion.NotDownloadingAvgS = ptr(total / float64(r.debugObjects))
+	}
+}
+
+func (r *SymbolicateResult) writeTable(w io.Writer) error {
+	facts := [][2]string{
+		{"REQUESTS", fmt.Sprintf("%d (%d jobs, %d frames) at %.1f requests/s", r.Requests, r.Jobs, r.Frames, r.RatePerS)},
+		{"SYMBOLICATED", fmt.Sprintf("%.1f%% of frames in found modules", r.SymbolicatedPct)},
+		{"INVALID RESPONSES", strconv.Itoa(r.InvalidResponses)},
+		{"RETRIES", strconv.Itoa(r.Retries)},
+		{"SANITIZED FRAMES", strconv.Itoa(r.SanitizedFrames)},
+		{"FILES", fmt.Sprintf("%d usable, %d skipped", r.Files, len(r.SkippedFiles))},
+	}
+	if r.InvalidSample != "" {
+		facts = append(facts, [2]string{"INVALID SAMPLE", r.InvalidSample})
+	}
+	if r.Errors > 0 {
+		t := r.TransportErrors
+		facts = append(facts, [2]string{"TRANSPORT ERRORS", fmt.Sprintf("%d (timeout %d, refused %d, reset %d, other %d)", r.Errors, t.Timeout, t.Refused, t.Reset, t.Other)})
+	}
+	if r.Cancelled > 0 {
+		facts = append(facts, [2]string{"CANCELLED", fmt.Sprintf("%d by the interrupt, not counted", r.Cancelled)})
+	}
+	if err := writeFacts(w, facts); err != nil {
+		return err
+	}
+	var rows [][]string
+	for _, s := range r.ByStatus {
+		rows = append(rows, []string{strconv.Itoa(s.Status), strconv.Itoa(s.Count), seconds(s.MedianS), seconds(s.P95S), seconds(s.P99S)})
+	}
+	if err := writeTable(w, []string{"STATUS", "COUNT", "MEDIAN", "P95", "P99"}, rows); err != nil {
+		return err
+	}
+	if len(r.ErrorsByMessage) > 0 {
+		rows = rows[:0]
+		for _, m := range r.ErrorsByMessage {
+			rows = append(rows, []string{strconv.Itoa(m.Status), strconv.Itoa(m.Count), m.Message, strings.Join(m.SampleFiles, " ")})
+		}
+		if err := writeTable(w, []string{"STATUS", "COUNT", "MESSAGE", "SAMPLE FILES"}, rows); err != nil {
+			return err
+		}
+	}
+	if len(r.Debug) == 0 {
+		return nil
+	}
+	rows = rows[:0]
+	for _, k := range sortedKeys(r.Debug) {
+		d := r.Debug[k]
+		rows = append(rows, []string{k, debugValue(k, d.Sum), debugValue(k, d.Avg), debugValue(k, d.Median), debugValue(k, d.StdDev)})
+	}
+	if err := writeTable(w, []string{"KEY", "SUM", "AVG", "MEDIAN", "STD-DEV"}, rows); err != nil {
+		return err
+	}
+	c := r.Conclusion
+	concl := [][2]string{}
+	if c.DownloadBytesPerS != nil {
+		concl = append(concl, [2]string{"Final Average Download Speed", humanSize(*c.DownloadBytesPerS) + "/s"})
+	}
+	if c.NotDownloadingTotalS != nil {
+		concl = append(concl,
+			[2]string{"Total time NOT downloading or querying cache", strconv.FormatFloat(*c.NotDownloadingTotalS, 'f', 3, 64) + "s"},
+			[2]string{"Average time NOT downloading or querying cache", strconv.FormatFloat(*c.NotDownloadingAvgS, 'f', 3, 64) + "s"})
+	}
+	if len(concl) == 0 {
+		return nil
+	}
+	if _, err := fmt.Fprintln(w, "IN CONCLUSION..."); err != nil {
+		return err
+	}
+	return writeFacts(w, concl)
+}
+
+// debugValue formats as symbolication.py did: sizes human, times in
+// seconds, whole numbers as they are, others with two decimals.
+func debugValue(key string, v float64) string {
+	switch {
+	case strings.HasSuffix(key, "size"):
+		return humanSize(v)
+	case strings.HasSuffix(key, "time"):
+		return strconv.FormatFloat(v, 'f', 3, 64) + "s"
+	case v == math.Trunc(v):
+		return strconv.FormatFloat(v, 'f', 0, 64)
+	}
+	return strconv.FormatFloat(v, 'f', 2, 64)
+}
+
+// humanSize writes bytes in binary units: 23.9GB.
+func humanSize(b float64) string {
+	units := []string{"B", "KB", "MB", "GB", "TB"}
+	i := 0
+	for b >= 1024 && i < len(units)-1 {
+		b /= 1024
+		i++
+	}
+	if i == 0 {
+		return strconv.FormatFloat(b, 'f', 0, 64) + units[i]
+	}
+	return strconv.FormatFloat(b, 'f', 1, 64) + units[i]
+}
