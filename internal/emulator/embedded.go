@@ -1,6 +1,9 @@
 package emulator
 
 import (
+	"archive/zip"
+	"bytes"
+	"fmt"
 	"math/rand/v2"
 	"time"
 
@@ -44,5 +47,42 @@ func NewEmbedded() *Server {
 	for _, m := range EmbeddedModules() {
 		s.Put(m.Key(), m.Bytes())
 	}
+	addEmbeddedBuilds(s)
 	return s
+}
+
+// EmbeddedNamespace is where the embedded TaskCluster index lists builds.
+const EmbeddedNamespace = "gecko.v2.mozilla-central.revision"
+
+// addEmbeddedBuilds publishes three builds on the embedded TaskCluster:
+// two current ones with a full and a plain symbols zip, and one expired.
+func addEmbeddedBuilds(s *Server) {
+	r := rand.New(rand.NewPCG(2026, 11))
+	now := time.Now()
+	for i, expires := range []time.Time{now.AddDate(1, 0, 0), now.AddDate(0, 11, 0), now.AddDate(0, 0, -1)} {
+		rev := fmt.Sprintf("%040x", r.Uint64())
+		var mods []breakpad.Module
+		for j := range 3 {
+			mods = append(mods, breakpad.Synthesize(r, fmt.Sprintf("build%dlib%d", i, j), breakpad.Platforms[j], 60))
+		}
+		full := ZipModules(mods)
+		s.AddBuild(EmbeddedNamespace+"."+rev, "linux64-opt", expires, []TaskClusterArtifact{
+			{Name: "public/build/target.crashreporter-symbols.zip", Expires: expires, Data: ZipModules(mods[:1])},
+			{Name: "public/build/target.crashreporter-symbols-full.zip", Expires: expires, Data: full},
+			{Name: "public/logs/live.log", Expires: expires, Data: []byte("log")},
+		})
+	}
+}
+
+// ZipModules returns a DEFLATE zip of the modules' .sym files, each under
+// its storage key (debug_file/DEBUG_ID/sym_file), as Tecken wants them.
+func ZipModules(mods []breakpad.Module) []byte {
+	var b bytes.Buffer
+	zw := zip.NewWriter(&b)
+	for _, m := range mods {
+		w, _ := zw.Create(m.Key()) // writing to memory never fails
+		m.WriteTo(w)
+	}
+	zw.Close()
+	return b.Bytes()
 }

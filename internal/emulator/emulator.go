@@ -10,6 +10,7 @@
 package emulator
 
 import (
+	"crypto/md5"
 	"encoding/json"
 	"math/rand/v2"
 	"net"
@@ -47,7 +48,7 @@ func (t Token) has(perm string) bool {
 
 // Fault injects a failure into a share of the requests to an endpoint.
 type Fault struct {
-	Endpoint   string        // "download", "storage", "symbolicate", "upload", "api"; "" matches all
+	Endpoint   string        // "download", "storage", "symbolicate", "upload", "api", "taskcluster"; "" matches all
 	Every      int           // fire on every Nth matching request (1 = all)
 	Rate       float64       // or fire with this probability (0..1)
 	Limit      int           // fire at most this many times; 0 = no limit
@@ -73,6 +74,9 @@ type Options struct {
 	// SymbolBandwidth simulates the storage bandwidth (bytes/s) of symbol
 	// downloads during symbolication; 0 = as fast as memory.
 	SymbolBandwidth int64
+	// DiscardUploads validates uploaded members and remembers their sizes
+	// and hashes, but does not keep their bytes (for benchmarks).
+	DiscardUploads bool
 	// Eliot switches symbolication to the later service's behaviour:
 	// top-level debug, at most 10 jobs, 400 {"title": …} errors.
 	Eliot bool
@@ -108,11 +112,19 @@ type Server struct {
 	// symFailed when a missing one may be looked up again.
 	symCache  map[string]*breakpad.Symbols
 	symFailed map[string]time.Time
-	counts    map[CountKey]int
-	log       []Record
-	rng       *rand.Rand
-	faults    []Fault
-	handler   http.Handler
+	// meta is the size and MD5 of every stored object; uploads and
+	// fileUploads are the upload records.
+	meta        map[string]stored
+	uploads     []Upload
+	fileUploads int
+	// TaskCluster's index and queue.
+	tcNamespaces []tcNamespace
+	tcTasks      []tcTask
+	counts       map[CountKey]int
+	log          []Record
+	rng          *rand.Rand
+	faults       []Fault
+	handler      http.Handler
 }
 
 // New returns an emulator with an empty store.
@@ -124,6 +136,7 @@ func New(opts Options) *Server {
 		misses:    map[missing]bool{},
 		symCache:  map[string]*breakpad.Symbols{},
 		symFailed: map[string]time.Time{},
+		meta:      map[string]stored{},
 		counts:    map[CountKey]int{},
 		rng:       rand.New(rand.NewPCG(opts.Seed, opts.Seed^0x9e3779b97f4a7c15)),
 		faults:    append([]Fault(nil), opts.Faults...),
@@ -131,6 +144,11 @@ func New(opts Options) *Server {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/storage/", s.serveStorage)
 	mux.HandleFunc("/symbolicate/", s.serveSymbolicate)
+	mux.HandleFunc("/upload/", s.serveUpload)
+	mux.HandleFunc("/api/", s.serveAPI)
+	mux.HandleFunc("/api/index/", s.serveTaskCluster)
+	mux.HandleFunc("/api/queue/", s.serveTaskCluster)
+	mux.HandleFunc("/tc-storage/", s.serveTaskCluster)
 	mux.HandleFunc("/__heartbeat__", s.serveDockerflow)
 	mux.HandleFunc("/__lbheartbeat__", s.serveDockerflow)
 	mux.HandleFunc("/__version__", s.serveDockerflow)
@@ -150,6 +168,7 @@ func (s *Server) put(storageKey string, data []byte) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.store[storageKey] = data
+	s.meta[storageKey] = stored{size: int64(len(data)), md5: md5.Sum(data)}
 	key := strings.TrimPrefix(strings.TrimPrefix(storageKey, "try/"), "v1/")
 	s.forgetSymbols(key)
 }
@@ -191,6 +210,8 @@ func endpointOf(path string) string {
 	switch {
 	case strings.HasPrefix(path, "/storage/"):
 		return "storage"
+	case strings.HasPrefix(path, "/api/index/"), strings.HasPrefix(path, "/api/queue/"), strings.HasPrefix(path, "/tc-storage/"):
+		return "taskcluster"
 	case strings.HasPrefix(path, "/symbolicate/"):
 		return "symbolicate"
 	case strings.HasPrefix(path, "/upload/"):
@@ -244,7 +265,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 	}
-	if rec.Endpoint != "storage" { // the bucket is not Tecken
+	if rec.Endpoint != "storage" && rec.Endpoint != "taskcluster" { // not Tecken
 		if _, ok := s.authenticate(sw, r); !ok {
 			return
 		}
