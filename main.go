@@ -204,7 +204,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	if term.stderr {
 		progressTo = stderr
 	}
-	report, runErr := runPlan(ctx, plan, steps, runSettings{grace: o.grace, progressTo: progressTo})
+	report, runErr := runPlan(ctx, plan, steps, runSettings{stdin: stdin, grace: o.grace, progressTo: progressTo})
 	if report != nil {
 		if err := writeReport(stdout, o, term, report); err != nil {
 			return errors.Join(runErr, err)

@@ -28,8 +28,10 @@ type Plan struct {
 	UserAgent         string   `yaml:"user_agent"`
 	Timeout           Duration `yaml:"timeout"`
 	StopOnError       bool     `yaml:"stop_on_error"`
-	Seed              *uint64  `yaml:"seed,omitempty"`
-	Steps             []Step   `yaml:"steps"`
+	// AllowProductionWrites lets upload steps write to a production host.
+	AllowProductionWrites bool    `yaml:"allow_production_writes,omitempty"`
+	Seed                  *uint64 `yaml:"seed,omitempty"`
+	Steps                 []Step  `yaml:"steps"`
 
 	file string     // the name errors are reported against
 	dir  string     // relative paths in steps are resolved against it
@@ -43,6 +45,9 @@ type Step struct {
 	Download    *DownloadStep    `yaml:"download,omitempty"`
 	MakeStacks  *MakeStacksStep  `yaml:"make-stacks,omitempty"`
 	Symbolicate *SymbolicateStep `yaml:"symbolicate,omitempty"`
+	ListZips    *ListZipsStep    `yaml:"list-zips,omitempty"`
+	MakeZips    *MakeZipsStep    `yaml:"make-zips,omitempty"`
+	Upload      *UploadStep      `yaml:"upload,omitempty"`
 }
 
 // workloads returns the kinds set on a step, in declaration order.
@@ -200,6 +205,9 @@ var planTypes = map[string]reflect.Type{
 	"DownloadStep":    reflect.TypeFor[DownloadStep](),
 	"MakeStacksStep":  reflect.TypeFor[MakeStacksStep](),
 	"SymbolicateStep": reflect.TypeFor[SymbolicateStep](),
+	"ListZipsStep":    reflect.TypeFor[ListZipsStep](),
+	"MakeZipsStep":    reflect.TypeFor[MakeZipsStep](),
+	"UploadStep":      reflect.TypeFor[UploadStep](),
 }
 
 func unknownKeyMessage(key, typeName string) string {
@@ -514,4 +522,17 @@ func (s Size) String() string {
 		}
 	}
 	return strconv.FormatInt(int64(s), 10) + "b"
+}
+
+// usesEmbedded reports whether the run needs the embedded emulator.
+func (p *Plan) usesEmbedded() bool {
+	if p.Host == "embedded" || p.SymbolicationHost == "embedded" {
+		return true
+	}
+	for i := range p.Steps {
+		if l := p.Steps[i].ListZips; l != nil && l.TaskCluster == "embedded" {
+			return true
+		}
+	}
+	return false
 }

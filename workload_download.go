@@ -20,7 +20,10 @@ import (
 // DownloadStep replays symbol download queries from a CSV of S3 access
 // log groups (URI,STATUS CODE,PRIVATE,COUNT) against the download API.
 type DownloadStep struct {
-	CSV               string   `yaml:"csv"`
+	CSV string `yaml:"csv,omitempty"`
+	// Uploaded replays the symbol files that upload steps of this run
+	// sent, each expected to be found.
+	Uploaded          bool     `yaml:"uploaded,omitempty"`
 	MissingCSV        string   `yaml:"missing_csv,omitempty"`
 	MaxRequests       int      `yaml:"max_requests,omitempty"`
 	Duration          Duration `yaml:"duration,omitempty"`
@@ -40,7 +43,12 @@ func (d *DownloadStep) setDefaults(*Plan) {
 }
 
 func (d *DownloadStep) validate(v *validator, path string) {
-	if d.CSV == "" {
+	switch {
+	case d.CSV != "" && d.Uploaded:
+		v.add(path, "give csv or uploaded: true, not both")
+	case d.Uploaded && !v.earlier("upload"):
+		v.add(path+".uploaded", "needs an upload step before this one")
+	case d.CSV == "" && !d.Uploaded:
 		v.add(path+".csv", "is required: a CSV with the header URI,STATUS CODE,PRIVATE,COUNT")
 	}
 	v.atLeast(path+".concurrency", *d.Concurrency, 1)
@@ -62,8 +70,11 @@ const fastcacheWindow = 500
 const fastcacheLimit = 0.01
 
 func (d *DownloadStep) run(ctx context.Context, rc *runContext) (stepResult, error) {
-	queries, err := loadQueries(rc.plan.resolve(d.CSV), d.MicrosoftLikeOnly)
-	if err != nil {
+	var queries *queries
+	var err error
+	if d.Uploaded {
+		queries = uploadedQueries(rc.state.uploaded)
+	} else if queries, err = loadQueries(rc.plan.resolve(d.CSV), d.MicrosoftLikeOnly); err != nil {
 		return nil, err
 	}
 	codes := map[string]string{}
@@ -74,6 +85,9 @@ func (d *DownloadStep) run(ctx context.Context, rc *runContext) (stepResult, err
 	}
 	res := newDownloadResult(queries)
 	if len(queries.jobs) == 0 {
+		if d.Uploaded {
+			return res, errors.New("no symbol files were uploaded earlier in this run")
+		}
 		return res, fmt.Errorf("%s: no usable rows (%d junk rows skipped)", d.CSV, queries.junk)
 	}
 	seed := rc.stepSeed(d.Seed, rc.stepIndex)
@@ -267,6 +281,19 @@ func loadQueries(path string, microsoftOnly bool) (*queries, error) {
 	}
 	q.chunks = append(q.chunks, string(buf))
 	return q, nil
+}
+
+// uploadedQueries makes one job per uploaded symbol key, expecting it to
+// be found (as S3 would have served it: 200).
+func uploadedQueries(keys []string) *queries {
+	q := &queries{}
+	buf := make([]byte, 0, chunkSize)
+	for _, k := range keys {
+		buf = q.pack(buf, []byte(k), http.StatusOK)
+		q.jobs = append(q.jobs, uint32(len(q.rows)-1))
+	}
+	q.chunks = append(q.chunks, string(buf))
+	return q
 }
 
 // splitRow splits a line into exactly four fields.

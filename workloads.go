@@ -36,6 +36,7 @@ type workload interface {
 
 // runSettings are the parts of a run that come from flags, not the plan.
 type runSettings struct {
+	stdin      io.Reader
 	grace      time.Duration
 	progressTo io.Writer // nil: no progress line
 }
@@ -77,13 +78,14 @@ func runPlan(ctx context.Context, plan *Plan, steps []int, rs runSettings) (*Rep
 	state := &runState{}
 	defer state.cleanup()
 	rc := runContext{state: state, plan: plan, host: strings.TrimSuffix(plan.Host, "/"), symHost: strings.TrimSuffix(plan.SymbolicationHost, "/"),
-		seed: seed, grace: rs.grace, progressTo: rs.progressTo}
-	if plan.Host == "embedded" || plan.SymbolicationHost == "embedded" {
+		seed: seed, grace: rs.grace, progressTo: rs.progressTo, stdin: rs.stdin}
+	if plan.usesEmbedded() {
 		url, stop, err := emulator.NewEmbedded().Start("127.0.0.1:0")
 		if err != nil {
 			return nil, fmt.Errorf("starting the embedded emulator: %w", err)
 		}
 		defer stop()
+		rc.embedded = url
 		if plan.Host == "embedded" {
 			rc.host, report.Host, report.Embedded = url, url, true
 		}
@@ -129,8 +131,13 @@ func runPlan(ctx context.Context, plan *Plan, steps []int, rs runSettings) (*Rep
 // runState is what the steps of one run hand on to later steps, and the
 // temporary folders the run removes when it ends.
 type runState struct {
-	stacksDir string // out_dir of the last make-stacks step
-	temps     []string
+	stacksDir string   // out_dir of the last make-stacks step
+	zipsDir   string   // save_dir of the last make-zips step
+	zipURLs   []string // zips[].url of the last list-zips step
+	// uploaded are the member keys (symbol/DEBUGID/file) of the zips that
+	// upload steps sent with success.
+	uploaded []string
+	temps    []string
 }
 
 // tempDir makes a folder that lives as long as the run.
@@ -150,16 +157,28 @@ func (st *runState) cleanup() {
 
 // runContext is what the runner hands every step.
 type runContext struct {
-	state   *runState
-	plan    *Plan
-	host    string // base URL without a trailing slash
-	symHost string // symbolication base URL without a trailing slash
-	seed    uint64 // the run's seed; a step's own seed overrides it
-	grace   time.Duration
+	state *runState
+	stdin io.Reader
+	// embedded is the embedded emulator's URL, when the plan uses it.
+	embedded string
+	plan     *Plan
+	host     string // base URL without a trailing slash
+	symHost  string // symbolication base URL without a trailing slash
+	seed     uint64 // the run's seed; a step's own seed overrides it
+	grace    time.Duration
 	// progressTo is where steps draw their progress line; nil for none.
 	progressTo io.Writer
 	stepIndex  int
 	stepName   string
+}
+
+// token returns the Auth-Token for writes: the embedded emulator's own,
+// or the value of the plan's auth_token_env. It is never printed.
+func (rc *runContext) token() string {
+	if rc.plan.Host == "embedded" {
+		return emulator.EmbeddedToken
+	}
+	return os.Getenv(rc.plan.AuthTokenEnv)
 }
 
 // stepSeed returns the step's own seed if set, else one derived from the
@@ -195,7 +214,7 @@ func newTransport(concurrency int) *http.Transport {
 type retryPolicy struct {
 	retries  int           // extra attempts after the first
 	base     time.Duration // first backoff; doubles each time, with full jitter
-	cap      time.Duration // longest backoff (and longest Retry-After honoured)
+	cap      time.Duration // longest backoff without a Retry-After
 	statuses []int         // HTTP statuses that are retried; transport errors always are
 	timeout  time.Duration // per attempt, including reading the body
 }
@@ -246,6 +265,9 @@ func send(ctx context.Context, rt http.RoundTripper, pol retryPolicy, build func
 	}
 }
 
+// maxRetryAfter is the longest Retry-After that is honoured as sent.
+const maxRetryAfter = 10 * time.Minute
+
 // backoff decides whether an attempt's outcome is retried and after how
 // long: exponential with full jitter, or the server's Retry-After.
 func (pol retryPolicy) backoff(try int, resp *http.Response, err error) (time.Duration, bool) {
@@ -258,7 +280,7 @@ func (pol retryPolicy) backoff(try int, resp *http.Response, err error) (time.Du
 	}
 	if resp != nil {
 		if ra, ok := retryAfter(resp.Header.Get("Retry-After")); ok {
-			return min(ra, pol.cap), true
+			return min(ra, maxRetryAfter), true
 		}
 	}
 	ceiling := pol.base << min(try, 20)

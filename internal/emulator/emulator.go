@@ -10,8 +10,10 @@
 package emulator
 
 import (
+	"bytes"
 	"crypto/md5"
 	"encoding/json"
+	"io"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -257,6 +259,11 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			writeNginx(sw, f.Status)
 			return
 		case f.Stall > 0:
+			// Read the body first: net/http only notices a client that
+			// went away once the body has been consumed.
+			if body, err := io.ReadAll(r.Body); err == nil {
+				r.Body = io.NopCloser(bytes.NewReader(body))
+			}
 			t := time.NewTimer(f.Stall)
 			select {
 			case <-t.C:

@@ -1,0 +1,58 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/smithy-go"
+)
+
+// objectGetter is the one S3 call make-zips needs; *s3.Client has it.
+type objectGetter interface {
+	GetObject(ctx context.Context, in *s3.GetObjectInput, optFns ...func(*s3.Options)) (*s3.GetObjectOutput, error)
+}
+
+// s3Fetcher reads symbol files from s3://bucket/prefix.
+type s3Fetcher struct {
+	client         objectGetter
+	bucket, prefix string
+}
+
+// newS3Fetcher wires an S3 client: the standard credential chain, or none
+// with anonymous; endpoint points it at an S3-compatible store.
+func newS3Fetcher(ctx context.Context, bucket, prefix, region, endpoint string, anonymous bool) (*s3Fetcher, error) {
+	cfg, err := config.LoadDefaultConfig(ctx, config.WithRegion(region))
+	if err != nil {
+		return nil, fmt.Errorf("cannot load aws config: %w", err)
+	}
+	if anonymous {
+		cfg.Credentials = aws.AnonymousCredentials{}
+	}
+	client := s3.NewFromConfig(cfg, func(o *s3.Options) {
+		if endpoint != "" {
+			o.BaseEndpoint = aws.String(endpoint)
+			o.UsePathStyle = true
+		}
+	})
+	if prefix != "" && prefix[len(prefix)-1] != '/' {
+		prefix += "/"
+	}
+	return &s3Fetcher{client: client, bucket: bucket, prefix: prefix}, nil
+}
+
+func (f *s3Fetcher) fetch(ctx context.Context, key string) (io.ReadCloser, bool, error) {
+	out, err := f.client.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(f.bucket), Key: aws.String(f.prefix + key)})
+	if err != nil {
+		var apiErr smithy.APIError
+		if errors.As(err, &apiErr) && (apiErr.ErrorCode() == "NoSuchKey" || apiErr.ErrorCode() == "NotFound" || apiErr.ErrorCode() == "AccessDenied") {
+			return nil, false, fmt.Errorf("%w (s3: %s)", errNotFound, apiErr.ErrorCode())
+		}
+		return nil, false, fmt.Errorf("s3: get object %s: %w", f.prefix+key, err)
+	}
+	return out.Body, aws.ToString(out.ContentEncoding) == "gzip", nil
+}

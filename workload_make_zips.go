@@ -1,0 +1,538 @@
+package main
+
+import (
+	"archive/zip"
+	"compress/gzip"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/mozilla-services/teckenrun/internal/breakpad"
+)
+
+// MakeZipsStep builds symbol zips to upload: from the files of past
+// uploads (UploadedSymbols records, make-symbol-zip.py) or synthetic.
+type MakeZipsStep struct {
+	Source string `yaml:"source"`
+	// SaveDir receives the zips ("temp": a folder that lives as long as
+	// the run, which a later upload step reads).
+	SaveDir     string  `yaml:"save_dir,omitempty"`
+	Number      *int    `yaml:"number,omitempty"`
+	MaxSize     *Size   `yaml:"max_size,omitempty"`
+	Concurrency *int    `yaml:"concurrency,omitempty"`
+	Seed        *uint64 `yaml:"seed,omitempty"`
+	// uploaded-symbols
+	Records    string `yaml:"records,omitempty"`
+	SymbolsURL string `yaml:"symbols_url,omitempty"`
+	Endpoint   string `yaml:"endpoint,omitempty"`
+	Region     string `yaml:"region,omitempty"`
+	Anonymous  bool   `yaml:"anonymous,omitempty"`
+	Strict     bool   `yaml:"strict,omitempty"`
+	// synthetic
+	ZipSize  *Size  `yaml:"zip_size,omitempty"`
+	SymSize  *Size  `yaml:"sym_size,omitempty"`
+	Platform string `yaml:"platform,omitempty"`
+}
+
+func (m *MakeZipsStep) kind() string { return "make-zips" }
+
+func (m *MakeZipsStep) setDefaults(*Plan) {
+	if m.SaveDir == "" {
+		m.SaveDir = "upload-zips"
+	}
+	if m.Number == nil {
+		m.Number = ptr(1)
+	}
+	if m.MaxSize == nil {
+		m.MaxSize = ptr(Size(1000 << 20))
+	}
+	if m.Concurrency == nil {
+		m.Concurrency = ptr(5)
+	}
+	if m.Region == "" {
+		m.Region = "us-west-2"
+	}
+	if m.ZipSize == nil {
+		m.ZipSize = ptr(Size(1 << 20))
+	}
+	if m.SymSize == nil {
+		m.SymSize = ptr(Size(256 << 10))
+	}
+	if m.Platform == "" {
+		m.Platform = "windows"
+	}
+}
+
+func (m *MakeZipsStep) validate(v *validator, path string) {
+	switch m.Source {
+	case "uploaded-symbols":
+		if m.Records == "" {
+			v.add(path+".records", "is required: a glob of UploadedSymbols *.json or *.json.gz files")
+		}
+		if u, err := url.Parse(m.SymbolsURL); err != nil || (u.Scheme != "https" && u.Scheme != "http" && u.Scheme != "s3") || u.Host == "" {
+			v.add(path+".symbols_url", "must be an https://… base URL or s3://bucket/prefix, got %q", m.SymbolsURL)
+		}
+	case "synthetic":
+		if *m.ZipSize <= 0 || *m.SymSize <= 0 {
+			v.add(path, "zip_size and sym_size must be more than 0")
+		}
+		if !strings.Contains(strings.Join(breakpad.Platforms, " "), m.Platform) {
+			v.add(path+".platform", "must be one of %s, got %q", strings.Join(breakpad.Platforms, ", "), m.Platform)
+		}
+	default:
+		v.add(path+".source", "must be uploaded-symbols or synthetic, got %q", m.Source)
+	}
+	v.atLeast(path+".number", *m.Number, 1)
+	v.atLeast(path+".concurrency", *m.Concurrency, 1)
+}
+
+// MakeZipsResult is the report of a make-zips step.
+type MakeZipsResult struct {
+	Zips        []MadeZip    `json:"zips"`
+	FailedFiles []FailedFile `json:"failed_files"`
+	// DownloadedBytes, SumSeconds and WallSeconds describe the downloads
+	// of uploaded-symbols: the sum of per-file times against wall time.
+	DownloadedBytes   int64    `json:"downloaded_bytes"`
+	SumSeconds        float64  `json:"sum_seconds"`
+	WallSeconds       float64  `json:"wall_seconds"`
+	SumBytesPerS      *float64 `json:"sum_bytes_per_s"`
+	WallBytesPerS     *float64 `json:"wall_bytes_per_s"`
+	ZipBytesPerS      *float64 `json:"zip_bytes_per_s"`
+	SaveDir           string   `json:"save_dir"`
+	CandidateRecords  int      `json:"candidate_records,omitempty"`
+	SkippedAsTooLarge int      `json:"skipped_too_large,omitempty"`
+}
+
+// MadeZip is one zip written.
+type MadeZip struct {
+	Path  string `json:"path"`
+	Files int    `json:"files"`
+	Bytes int64  `json:"bytes"`
+}
+
+// FailedFile is a symbol file that could not be fetched.
+type FailedFile struct {
+	Zip   string `json:"zip"`
+	Key   string `json:"key"`
+	Error string `json:"error"`
+}
+
+func (r *MakeZipsResult) writeTable(w io.Writer) error {
+	var rows [][]string
+	for _, z := range r.Zips {
+		rows = append(rows, []string{z.Path, strconv.Itoa(z.Files), humanSize(float64(z.Bytes))})
+	}
+	if err := writeTable(w, []string{"ZIP", "FILES", "SIZE"}, rows); err != nil {
+		return err
+	}
+	speed := func(v *float64) string {
+		if v == nil {
+			return "n/a"
+		}
+		return humanSize(*v) + "/s"
+	}
+	facts := [][2]string{{"ZIP WRITE SPEED", speed(r.ZipBytesPerS)}}
+	if r.DownloadedBytes > 0 {
+		facts = append(facts,
+			[2]string{"DOWNLOADED", humanSize(float64(r.DownloadedBytes))},
+			[2]string{"SUM OF TIMES", fmt.Sprintf("%.3fs (%s)", r.SumSeconds, speed(r.SumBytesPerS))},
+			[2]string{"WALL CLOCK", fmt.Sprintf("%.3fs (%s)", r.WallSeconds, speed(r.WallBytesPerS))})
+	}
+	if len(r.FailedFiles) > 0 {
+		facts = append(facts, [2]string{"FAILED FILES", fmt.Sprintf("%d, e.g. %s: %s", len(r.FailedFiles), r.FailedFiles[0].Key, r.FailedFiles[0].Error)})
+	}
+	return writeFacts(w, facts)
+}
+
+func (m *MakeZipsStep) run(ctx context.Context, rc *runContext) (stepResult, error) {
+	res := &MakeZipsResult{Zips: []MadeZip{}, FailedFiles: []FailedFile{}}
+	dir := rc.plan.resolve(m.SaveDir)
+	var err error
+	if m.SaveDir == "temp" {
+		dir, err = rc.state.tempDir("zips")
+	} else {
+		err = os.MkdirAll(dir, 0o755)
+	}
+	if err != nil {
+		return res, err
+	}
+	res.SaveDir = dir
+	seed := rc.stepSeed(m.Seed, rc.stepIndex)
+	rng := rand.New(rand.NewPCG(seed, seed>>32|1))
+	start := time.Now()
+	if m.Source == "synthetic" {
+		err = m.synthetic(ctx, dir, rng, res)
+	} else {
+		err = m.fromUploads(ctx, rc, dir, rng, res)
+	}
+	res.WallSeconds = time.Since(start).Seconds()
+	var written int64
+	for _, z := range res.Zips {
+		written += z.Bytes
+	}
+	if res.WallSeconds > 0 && written > 0 {
+		res.ZipBytesPerS = ptr(float64(written) / res.WallSeconds)
+		if res.DownloadedBytes > 0 {
+			res.WallBytesPerS = ptr(float64(res.DownloadedBytes) / res.WallSeconds)
+		}
+	}
+	if res.SumSeconds > 0 {
+		res.SumBytesPerS = ptr(float64(res.DownloadedBytes) / res.SumSeconds)
+	}
+	rc.state.zipsDir = dir
+	return res, err
+}
+
+// synthetic writes number zips of deterministic, symbolicatable Breakpad
+// files (valid MODULE/INFO/FILE/FUNC/PUBLIC records) until each zip
+// reaches zip_size on disk.
+func (m *MakeZipsStep) synthetic(ctx context.Context, dir string, rng *rand.Rand, res *MakeZipsResult) error {
+	perSym := 100 // bytes per symbol; corrected after the first module
+	for range *m.Number {
+		name := filepath.Join(dir, fmt.Sprintf("teckenrun-synthetic-%016x.zip", rng.Uint64()))
+		files := 0
+		err := writeZipAtomic(name, func(zw *zip.Writer, size func() int64) error {
+			for size() < int64(*m.ZipSize) {
+				if ctx.Err() != nil {
+					return ctx.Err()
+				}
+				base := fmt.Sprintf("synth%08x", rng.Uint32())
+				mod := breakpad.Synthesize(rng, base, m.Platform, max(int(*m.SymSize)/perSym, 4))
+				w, err := zw.Create(mod.Key())
+				if err != nil {
+					return err
+				}
+				n, err := mod.WriteTo(w)
+				if err != nil {
+					return err
+				}
+				perSym = max(int(n)/len(mod.Symbols), 1)
+				files++
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		info, err := os.Stat(name)
+		if err != nil {
+			return err
+		}
+		res.Zips = append(res.Zips, MadeZip{Path: name, Files: files, Bytes: info.Size()})
+	}
+	return nil
+}
+
+// writeZipAtomic writes a DEFLATE zip through a temporary file renamed
+// into place when complete: a crash or an error never leaves half a zip.
+// size reports the bytes written to disk so far.
+func writeZipAtomic(path string, fill func(zw *zip.Writer, size func() int64) error) error {
+	return writeFileAtomic(path, func(w io.Writer) error {
+		cw := &countingWriter{w: w}
+		zw := zip.NewWriter(cw)
+		if err := fill(zw, func() int64 { return cw.n }); err != nil {
+			return err
+		}
+		return zw.Close()
+	})
+}
+
+type countingWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
+}
+
+// uploadedHit is one upload of an UploadedSymbols record (§5).
+type uploadedHit struct {
+	Content struct {
+		Added   []string `json:"added"`
+		Existed []string `json:"existed"`
+	} `json:"content"`
+	Size int64  `json:"size"`
+	Date string `json:"date"`
+	ID   int    `json:"id"`
+}
+
+// zipName is make-symbol-zip.py's name: the date cut at the first "."
+// with ":" replaced by "_".
+func (h *uploadedHit) zipName() string {
+	date, _, _ := strings.Cut(h.Date, ".")
+	return "symbols-" + strings.ReplaceAll(date, ":", "_") + ".zip"
+}
+
+// loadRecords reads every hit of the UploadedSymbols files matching glob.
+func loadRecords(glob string) ([]uploadedHit, error) {
+	paths, err := filepath.Glob(glob)
+	if err != nil {
+		return nil, fmt.Errorf("records %q: %w", glob, err)
+	}
+	if len(paths) == 0 {
+		return nil, fmt.Errorf("records %q: no files match", glob)
+	}
+	var hits []uploadedHit
+	for _, p := range paths {
+		f, err := os.Open(p)
+		if err != nil {
+			return nil, err
+		}
+		var r io.Reader = f
+		if strings.HasSuffix(p, ".gz") {
+			gz, err := gzip.NewReader(f)
+			if err != nil {
+				f.Close()
+				return nil, fmt.Errorf("%s: %w", p, err)
+			}
+			r = gz
+		}
+		var rec struct {
+			Hits []uploadedHit `json:"hits"`
+		}
+		err = json.NewDecoder(r).Decode(&rec)
+		f.Close()
+		if err != nil {
+			return nil, fmt.Errorf("%s: not an UploadedSymbols record: %w", p, err)
+		}
+		hits = append(hits, rec.Hits...)
+	}
+	return hits, nil
+}
+
+// fetchedFile is a symbol file downloaded into a temporary file.
+type fetchedFile struct {
+	name    string // the zip member name
+	path    string
+	bytes   int64
+	seconds float64
+	err     error
+	key     string
+}
+
+// errNotFound marks a symbol file storage does not have.
+var errNotFound = errors.New("not found")
+
+// fetcher opens one storage object; gzipped says whether its bytes are
+// gzip-encoded (Tecken stores .sym files that way).
+type fetcher interface {
+	fetch(ctx context.Context, key string) (body io.ReadCloser, gzipped bool, err error)
+}
+
+// httpFetcher fetches from an https://…/ base URL, retrying 5xx.
+type httpFetcher struct {
+	rt        http.RoundTripper
+	base      string
+	userAgent string
+	pol       retryPolicy
+}
+
+func (h *httpFetcher) fetch(ctx context.Context, key string) (io.ReadCloser, bool, error) {
+	target := h.base + key
+	resp, _, err := send(ctx, h.rt, h.pol, func(ctx context.Context) (*http.Request, error) {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, target, nil)
+		if err == nil {
+			req.Header.Set("User-Agent", h.userAgent)
+		}
+		return req, err
+	})
+	if err != nil {
+		return nil, false, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		resp.Body.Close()
+		if resp.StatusCode == http.StatusNotFound || resp.StatusCode == http.StatusForbidden {
+			return nil, false, fmt.Errorf("%w (%d)", errNotFound, resp.StatusCode)
+		}
+		return nil, false, fmt.Errorf("GET %s: %d", target, resp.StatusCode)
+	}
+	return resp.Body, resp.Header.Get("Content-Encoding") == "gzip", nil
+}
+
+// fromUploads rebuilds number past uploads as zips: their added and
+// existed files fetched concurrently into temporary files, then streamed
+// into the zip one at a time, so memory does not grow with the zip.
+func (m *MakeZipsStep) fromUploads(ctx context.Context, rc *runContext, dir string, rng *rand.Rand, res *MakeZipsResult) error {
+	hits, err := loadRecords(rc.plan.resolve(m.Records))
+	if err != nil {
+		return err
+	}
+	var candidates []uploadedHit
+	for _, h := range hits {
+		switch {
+		case h.Size > int64(*m.MaxSize):
+			res.SkippedAsTooLarge++
+		case !fileExists(filepath.Join(dir, h.zipName())):
+			candidates = append(candidates, h)
+		}
+	}
+	res.CandidateRecords = len(candidates)
+	if len(candidates) == 0 {
+		return fmt.Errorf("no upload in %s is under max_size %s and not saved already", m.Records, m.MaxSize)
+	}
+	rng.Shuffle(len(candidates), func(i, j int) { candidates[i], candidates[j] = candidates[j], candidates[i] })
+	f, err := m.newFetcher(ctx, rc)
+	if err != nil {
+		return err
+	}
+	for _, h := range candidates[:min(*m.Number, len(candidates))] {
+		if err := m.zipUpload(ctx, rc, f, dir, h, res); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (m *MakeZipsStep) newFetcher(ctx context.Context, rc *runContext) (fetcher, error) {
+	u, _ := url.Parse(m.SymbolsURL) // validated
+	if u.Scheme == "s3" {
+		return newS3Fetcher(ctx, u.Host, strings.TrimPrefix(u.Path, "/"), m.Region, m.Endpoint, m.Anonymous)
+	}
+	base := m.SymbolsURL
+	if !strings.HasSuffix(base, "/") {
+		base += "/"
+	}
+	return &httpFetcher{rt: newTransport(*m.Concurrency), base: base, userAgent: rc.plan.UserAgent,
+		pol: retryPolicy{retries: 3, base: 500 * time.Millisecond, cap: 5 * time.Second, statuses: []int{429, 500, 502, 503, 504},
+			timeout: time.Duration(rc.plan.Timeout)}}, nil
+}
+
+func (m *MakeZipsStep) zipUpload(ctx context.Context, rc *runContext, f fetcher, dir string, h uploadedHit, res *MakeZipsResult) error {
+	zipPath := filepath.Join(dir, h.zipName())
+	tmp, err := os.MkdirTemp("", "teckenrun-fetch-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(tmp)
+	var keys []string
+	for _, entry := range append(append([]string(nil), h.Content.Added...), h.Content.Existed...) {
+		_, key, _ := strings.Cut(entry, ",") // "<bucket>,<key>"; the bucket is not used
+		if key == "" || strings.HasSuffix(key, "/") {
+			res.FailedFiles = append(res.FailedFiles, FailedFile{Zip: zipPath, Key: entry, Error: "not a file: ignored"})
+			continue
+		}
+		keys = append(keys, key)
+	}
+	files := 0
+	err = writeZipAtomic(zipPath, func(zw *zip.Writer, _ func() int64) error {
+		var writeErr error
+		col := collect(*m.Concurrency, func(ff fetchedFile) {
+			if ff.err != nil {
+				res.FailedFiles = append(res.FailedFiles, FailedFile{Zip: zipPath, Key: ff.key, Error: ff.err.Error()})
+				return
+			}
+			defer os.Remove(ff.path)
+			res.DownloadedBytes += ff.bytes
+			res.SumSeconds += ff.seconds
+			if writeErr == nil {
+				writeErr = copyIntoZip(zw, ff.name, ff.path)
+				files++
+			}
+		})
+		work, cancel := graceContext(ctx, 0)
+		defer cancel()
+		err := issue(ctx, work, pace{concurrency: *m.Concurrency, total: len(keys)}, func(ctx context.Context, i int, _ time.Time) error {
+			ff := fetchToFile(ctx, f, keys[i], tmp, i)
+			if ff.err != nil && m.Strict && errors.Is(ff.err, errNotFound) {
+				return fmt.Errorf("%s: %w (strict)", keys[i], ff.err)
+			}
+			col.send(ff)
+			return nil
+		})
+		col.close()
+		if err == nil && ctx.Err() != nil {
+			err = ctx.Err()
+		}
+		if err != nil {
+			return err
+		}
+		if writeErr != nil {
+			return writeErr
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	info, err := os.Stat(zipPath)
+	if err != nil {
+		return err
+	}
+	res.Zips = append(res.Zips, MadeZip{Path: zipPath, Files: files, Bytes: info.Size()})
+	return nil
+}
+
+// fetchToFile downloads one object, gunzipping a gzip-encoded one.
+func fetchToFile(ctx context.Context, f fetcher, key, dir string, i int) fetchedFile {
+	ff := fetchedFile{key: key, name: strings.TrimPrefix(key, "v1/"), path: filepath.Join(dir, strconv.Itoa(i))}
+	start := time.Now()
+	body, gzipped, err := f.fetch(ctx, key)
+	if err != nil {
+		ff.err = err
+		return ff
+	}
+	defer body.Close()
+	var r io.Reader = body
+	cr := &countingReader{r: body}
+	if gzipped {
+		gz, err := gzip.NewReader(cr)
+		if err != nil {
+			ff.err = fmt.Errorf("gzip: %w", err)
+			return ff
+		}
+		r = gz
+	} else {
+		r = cr
+	}
+	out, err := os.Create(ff.path)
+	if err != nil {
+		ff.err = err
+		return ff
+	}
+	_, err = io.Copy(out, r)
+	if cerr := out.Close(); err == nil {
+		err = cerr
+	}
+	ff.err = err
+	ff.bytes = cr.n // what came over the wire, as the original counted
+	ff.seconds = time.Since(start).Seconds()
+	return ff
+}
+
+type countingReader struct {
+	r io.Reader
+	n int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	return n, err
+}
+
+func copyIntoZip(zw *zip.Writer, name, path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	w, err := zw.CreateHeader(&zip.FileHeader{Name: name, Method: zip.Deflate, Modified: time.Now()})
+	if err != nil {
+		return err
+	}
+	_, err = io.Copy(w, f)
+	return err
+}

@@ -1,0 +1,324 @@
+package main
+
+import (
+	"archive/zip"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/mozilla-services/teckenrun/internal/breakpad"
+	"github.com/mozilla-services/teckenrun/internal/emulator"
+)
+
+const testToken = "5f0e0e0e0e0e0e0e0e0e0e0e0e0e0e0e"
+
+// uploadReport is an upload step's JSON as a script reads it.
+type uploadReport struct {
+	OK    bool `json:"ok"`
+	Steps []struct {
+		Kind  string  `json:"kind"`
+		OK    bool    `json:"ok"`
+		Error *string `json:"error"`
+		UploadResult
+		Zips []json.RawMessage `json:"zips"`
+	} `json:"steps"`
+}
+
+func uploadEmulator(t *testing.T, faults ...emulator.Fault) (*emulator.Server, *httptest.Server) {
+	t.Helper()
+	emu := emulator.New(emulator.Options{KeepLog: true, Faults: faults, Tokens: map[string]emulator.Token{
+		testToken: {User: "ci@example.com", Permissions: []string{emulator.PermUpload, emulator.PermViewAll}}}})
+	ts := httptest.NewServer(emu)
+	t.Cleanup(ts.Close)
+	t.Setenv("TECKENRUN_TEST_TOKEN", testToken)
+	return emu, ts
+}
+
+// writeZip writes a zip of members to dir/name.
+func writeZip(t *testing.T, dir, name string, members map[string][]byte) string {
+	t.Helper()
+	path := filepath.Join(dir, name)
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	zw := zip.NewWriter(f)
+	for k, v := range members {
+		w, _ := zw.Create(k)
+		w.Write(v)
+	}
+	zw.Close()
+	f.Close()
+	return path
+}
+
+func goodZip(t *testing.T, dir, name string, seed uint64) (string, breakpad.Module) {
+	m := breakpad.Synthesize(rand.New(rand.NewPCG(seed, 1)), fmt.Sprintf("up%d", seed), "windows", 8)
+	return writeZip(t, dir, name, map[string][]byte{m.Key(): m.Bytes()}), m
+}
+
+func runUpload(t *testing.T, ctx context.Context, plan string, stdin io.Reader) (*uploadReport, string, error) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "plan.yaml")
+	os.WriteFile(path, []byte(plan), 0o644)
+	var stdout, stderr bytes.Buffer
+	if stdin == nil {
+		stdin = strings.NewReader("")
+	}
+	err := run(ctx, []string{"-format", "json", path}, stdin, &stdout, &stderr, terminal{})
+	var r uploadReport
+	if jerr := json.Unmarshal(stdout.Bytes(), &r); jerr != nil {
+		t.Fatalf("stdout is not JSON (%v): %s\nstderr: %s\nrun: %v", jerr, stdout.String(), stderr.String(), err)
+	}
+	return &r, stdout.String() + stderr.String(), err
+}
+
+func uploadPlan(host, extra string) string {
+	return fmt.Sprintf("host: %s\nauth_token_env: TECKENRUN_TEST_TOKEN\nseed: 1\nsteps:\n  - upload:\n%s", host, extra)
+}
+
+func lockFiles(t *testing.T, dir string) []string {
+	t.Helper()
+	locks, _ := filepath.Glob(filepath.Join(dir, "*.locked"))
+	return locks
+}
+
+func TestUploadErrorsSurfaceWithTheServersText(t *testing.T) {
+	_, ts := uploadEmulator(t)
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "notazip.zip"), []byte("garbage"), 0o644)
+	writeZip(t, dir, "v1prefix.zip", map[string][]byte{"v1/xul.pdb/ABC/xul.sym": []byte("x")})
+	writeZip(t, dir, "badchar.zip", map[string][]byte{"x.pdb/ABC/p%eter.sym": []byte("x")})
+	writeZip(t, dir, "qcom.zip", map[string][]byte{"qcom/proprietary/a/b": []byte("x")})
+	good, _ := goodZip(t, dir, "good.zip", 1)
+	r, _, err := runUpload(t, context.Background(), uploadPlan(ts.URL, "      zips_dir: "+dir+"\n      number: 10\n      delete_uploaded: true\n      backoff: 1ms\n"), nil)
+	if err == nil || !strings.Contains(err.Error(), "step upload failed") {
+		t.Fatalf("run error %v", err)
+	}
+	s := r.Steps[0]
+	if s.Succeeded != 1 || s.Failed != 4 || *s.Error != "4 of 5 uploads failed" {
+		t.Errorf("succeeded %d, failed %d, error %v", s.Succeeded, s.Failed, *s.Error)
+	}
+	want := map[string]string{
+		"notazip.zip":  "400 File is not a zip file",
+		"v1prefix.zip": "400 Unrecognized file pattern. Should only be <module>/<hex>/<file> or <name>-symbols.txt and nothing else. (First unrecognized pattern was v1/xul.pdb/ABC/xul.sym)",
+		"badchar.zip":  "400 Invalid character in filename 'x.pdb/ABC/p%eter.sym'",
+		"qcom.zip":     "400 Content of archive file contains the snippet 'qcom/proprietary' which is not allowed",
+	}
+	for _, u := range s.Uploads {
+		name := filepath.Base(u.File)
+		if w, ok := want[name]; ok {
+			if u.Error == nil || *u.Error != w || u.Status != 400 || u.Attempts != 1 {
+				t.Errorf("%s: status %d, attempts %d, error %v; want %q", name, u.Status, u.Attempts, u.Error, w)
+			}
+			if !fileExists(filepath.Join(dir, name)) {
+				t.Errorf("%s was deleted after a failed upload", name)
+			}
+		} else if u.Error != nil || u.UploadID == nil {
+			t.Errorf("%s: %v", name, *u.Error)
+		}
+	}
+	if fileExists(good) {
+		t.Error("the uploaded zip was not deleted")
+	}
+	if l := lockFiles(t, dir); len(l) != 0 {
+		t.Errorf("locks left: %v", l)
+	}
+}
+
+func TestUploadRetries(t *testing.T) {
+	emu, ts := uploadEmulator(t,
+		emulator.Fault{Endpoint: "upload", Every: 1, Limit: 1, Status: 429, RetryAfter: "1"},
+		emulator.Fault{Endpoint: "upload", Every: 1, Limit: 2, Status: 502},
+	)
+	dir := t.TempDir()
+	goodZip(t, dir, "a.zip", 2)
+	r, _, err := runUpload(t, context.Background(), uploadPlan(ts.URL, "      zips_dir: "+dir+"\n      backoff: 1ms\n"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u := r.Steps[0].Uploads[0]
+	if u.Attempts != 4 || u.Status != 201 || r.Steps[0].Retries != 3 {
+		t.Errorf("attempts %d, status %d, retries %d; want 4 attempts (429, 502, 502, 201)", u.Attempts, u.Status, r.Steps[0].Retries)
+	}
+	if u.Seconds < 1 {
+		t.Errorf("took %.3fs: the 429's Retry-After: 1 was not honoured", u.Seconds)
+	}
+	c := emu.Counts()
+	if c[emulator.CountKey{Endpoint: "upload", Status: 429}] != 1 || c[emulator.CountKey{Endpoint: "upload", Status: 502}] != 2 || c[emulator.CountKey{Endpoint: "upload", Status: 201}] != 1 {
+		t.Errorf("server counts %v", c)
+	}
+	// Retries run out: the last status is reported.
+	_, ts2 := uploadEmulator(t, emulator.Fault{Endpoint: "upload", Every: 1, Status: 503})
+	r, _, err = runUpload(t, context.Background(), uploadPlan(ts2.URL, "      zips_dir: "+dir+"\n      backoff: 1ms\n      retries: 2\n"), nil)
+	if err == nil {
+		t.Fatal("want a failure")
+	}
+	if u := r.Steps[0].Uploads[0]; u.Attempts != 3 || u.Status != 503 || !strings.Contains(*u.Error, "503 Service Temporarily Unavailable") && !strings.Contains(*u.Error, "503 Service Unavailable") {
+		t.Errorf("attempts %d, status %d, error %v", u.Attempts, u.Status, *u.Error)
+	}
+	if l := lockFiles(t, dir); len(l) != 0 {
+		t.Errorf("locks left: %v", l)
+	}
+}
+
+func TestUploadLocks(t *testing.T) {
+	_, ts := uploadEmulator(t)
+	dir := t.TempDir()
+	goodZip(t, dir, "mine.zip", 3)
+	other, _ := goodZip(t, dir, "theirs.zip", 4)
+	os.WriteFile(other+".locked", []byte("locked 1\n"), 0o644) // another uploader has it
+	r, _, err := runUpload(t, context.Background(), uploadPlan(ts.URL, "      zips_dir: "+dir+"\n      number: 5\n"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := r.Steps[0]
+	if s.Succeeded != 1 || s.Skipped != 1 || s.SkippedUploads[0].Reason != "locked by another upload" {
+		t.Errorf("succeeded %d, skipped %+v", s.Succeeded, s.SkippedUploads)
+	}
+	if l := lockFiles(t, dir); len(l) != 1 || l[0] != other+".locked" {
+		t.Errorf("locks %v: ours must be gone, theirs kept", l)
+	}
+}
+
+func TestUploadInterruptedRemovesItsLock(t *testing.T) {
+	emu, _ := uploadEmulator(t, emulator.Fault{Endpoint: "upload", Every: 1, Stall: time.Hour})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var started atomic.Bool
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if started.CompareAndSwap(false, true) {
+			cancel() // Ctrl-C while the upload is in flight
+		}
+		emu.ServeHTTP(w, r)
+	}))
+	defer ts.Close()
+	dir := t.TempDir()
+	zipPath, _ := goodZip(t, dir, "a.zip", 5)
+	path := filepath.Join(t.TempDir(), "plan.yaml")
+	os.WriteFile(path, []byte(uploadPlan(ts.URL, "      zips_dir: "+dir+"\n      delete_uploaded: true\n")), 0o644)
+	var stdout bytes.Buffer
+	err := run(ctx, []string{"-format", "json", "-grace", "10ms", path}, nil, &stdout, io.Discard, terminal{})
+	if exitCode(err, io.Discard) != exitInterrupted {
+		t.Fatalf("run error %v, want interrupted", err)
+	}
+	var r uploadReport
+	json.Unmarshal(stdout.Bytes(), &r)
+	if s := r.Steps[0]; s.Cancelled != 1 || s.Failed != 0 || s.Succeeded != 0 {
+		t.Errorf("cancelled %d, failed %d, succeeded %d", s.Cancelled, s.Failed, s.Succeeded)
+	}
+	if l := lockFiles(t, dir); len(l) != 0 {
+		t.Errorf("locks left: %v", l)
+	}
+	if !fileExists(zipPath) {
+		t.Error("an interrupted upload deleted its zip")
+	}
+}
+
+func TestUploadedMembersAreDownloadable(t *testing.T) {
+	emu, ts := uploadEmulator(t)
+	dir := t.TempDir()
+	_, m := goodZip(t, dir, "a.zip", 6)
+	plan := uploadPlan(ts.URL, "      zips_dir: "+dir+"\n") + "  - download: {uploaded: true}\n"
+	r, _, err := runUpload(t, context.Background(), plan, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	last := emu.Log()[len(emu.Log())-1]
+	if last.Path != "/"+m.Key() || last.Status != 302 || !r.OK {
+		t.Errorf("last request %s → %d, want /%s → 302 (ok %v)", last.Path, last.Status, m.Key(), r.OK)
+	}
+}
+
+func TestUploadByURLAndIndex(t *testing.T) {
+	emu, ts := uploadEmulator(t)
+	dir := t.TempDir()
+	zipPath, _ := goodZip(t, dir, "remote.zip", 7)
+	big := make([]byte, 4096)
+	files := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/moved.zip":
+			http.Redirect(w, r, "/remote.zip", http.StatusMovedPermanently)
+		case "/remote.zip", "/dir/r.zip":
+			http.ServeFile(w, r, zipPath)
+		case "/big.zip":
+			w.Header().Set("Content-Length", fmt.Sprint(len(big)))
+			w.Write(big)
+		case "/dir/index.json":
+			fmt.Fprint(w, `{"files": [{"uri": "r.zip", "size": 100}, {"uri": "big.zip", "size": 99999999}]}`)
+		default:
+			http.NotFound(w, r)
+		}
+	}))
+	defer files.Close()
+	extra := fmt.Sprintf("      urls: [%s/moved.zip, %s/big.zip, %s/dir/index.json, %s/gone.zip]\n      max_size: 2kb\n      try: true\n      concurrency: 2\n",
+		files.URL, files.URL, files.URL, files.URL)
+	r, _, err := runUpload(t, context.Background(), uploadPlan(ts.URL, extra), nil)
+	if err == nil {
+		t.Fatal("gone.zip should fail the step")
+	}
+	s := r.Steps[0]
+	if s.Succeeded != 2 || s.Failed != 1 || s.Skipped != 1 || !strings.Contains(s.SkippedUploads[0].Reason, "over max_size 2kb") {
+		t.Errorf("succeeded %d, failed %d, skipped %+v", s.Succeeded, s.Failed, s.SkippedUploads)
+	}
+	for _, u := range s.Uploads {
+		if strings.HasSuffix(u.URL, "gone.zip") && (u.Error == nil || !strings.Contains(*u.Error, "404")) {
+			t.Errorf("gone.zip: %v", u.Error)
+		}
+	}
+	ups := emu.Uploads()
+	names := map[string]bool{}
+	for _, u := range ups {
+		names[u.Filename] = u.Try
+	}
+	if len(ups) != 2 || !names["moved.zip"] || !names["r.zip"] {
+		t.Errorf("server uploads %+v", ups)
+	}
+}
+
+func TestUploadNeedsItsToken(t *testing.T) {
+	for _, tt := range []struct{ plan, want string }{
+		{"host: http://127.0.0.1:1\nsteps:\n  - upload: {zips_dir: x}\n", "plan.yaml: auth_token_env: is required by steps[0].upload"},
+		{"host: http://127.0.0.1:1\nauth_token_env: TECKENRUN_UNSET_TOKEN\nsteps:\n  - upload: {zips_dir: x}\n",
+			"plan.yaml: auth_token_env: environment variable TECKENRUN_UNSET_TOKEN is not set"},
+		{"host: https://symbols.mozilla.org\nauth_token_env: HOME\nsteps:\n  - upload: {zips_dir: x}\n",
+			"steps[0].upload: symbols.mozilla.org is production: writing to it needs allow_production_writes: true"},
+		{"host: http://127.0.0.1:1\nauth_token_env: HOME\nsteps:\n  - upload: {zips_dir: x, urls: [https://a/b.zip]}\n", "give one of zips_dir, urls and urls_from"},
+		{"host: http://127.0.0.1:1\nauth_token_env: HOME\nsteps:\n  - upload: {urls_from: list-zips}\n", "list-zips needs a list-zips step before this one"},
+	} {
+		p, err := ParsePlan(strings.NewReader(tt.plan), "plan.yaml")
+		if err == nil {
+			err = p.Validate()
+		}
+		if err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%q: %v, want %q", tt.plan, err, tt.want)
+		}
+	}
+}
+
+func TestTokenIsNeverPrinted(t *testing.T) {
+	_, ts := uploadEmulator(t, emulator.Fault{Endpoint: "upload", Every: 2, Status: 400})
+	dir := t.TempDir()
+	goodZip(t, dir, "a.zip", 8)
+	goodZip(t, dir, "b.zip", 9)
+	_, out, _ := runUpload(t, context.Background(), uploadPlan(ts.URL, "      zips_dir: "+dir+"\n      number: 2\n"), nil)
+	var table bytes.Buffer
+	p := filepath.Join(t.TempDir(), "p.yaml")
+	os.WriteFile(p, []byte(uploadPlan(ts.URL, "      zips_dir: "+dir+"\n")), 0o644)
+	run(context.Background(), []string{"-format", "table", p}, nil, &table, &table, terminal{})
+	run(context.Background(), []string{"-validate", p}, nil, &table, &table, terminal{})
+	if strings.Contains(out+table.String(), testToken) {
+		t.Error("the Auth-Token appears in the output")
+	}
+}
