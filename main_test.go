@@ -61,10 +61,15 @@ func TestDemoPlanEndToEnd(t *testing.T) {
 	}
 	// make-stacks draws 40 files from the embedded store; symbolicate sends
 	// them 3 to a request and every frame in a found module gets a name.
-	if len(steps) != 3 {
-		t.Fatalf("%d steps, want download, make-stacks and symbolicate", len(steps))
+	byName := map[string]map[string]any{}
+	for _, st := range steps {
+		m := st.(map[string]any)
+		byName[m["name"].(string)] = m
+		if m["ok"] != true {
+			t.Errorf("demo step %s failed: %v", m["name"], m["error"])
+		}
 	}
-	sym := steps[2].(map[string]any)
+	sym := byName["symbolicate"]
 	if sym["requests"].(float64) != 14 || sym["jobs"].(float64) != 40 || sym["symbolicated_pct"].(float64) != 100 ||
 		sym["invalid_responses"].(float64) != 0 || len(sym["debug"].(map[string]any)) == 0 {
 		t.Errorf("demo symbolicate: %v", sym)
@@ -74,6 +79,19 @@ func TestDemoPlanEndToEnd(t *testing.T) {
 		if _, ok := sym[key]; !ok {
 			t.Errorf("symbolicate step lacks %q", key)
 		}
+	}
+	// list-zips finds the two current builds of the embedded TaskCluster,
+	// Tecken downloads them, and what make-zips wrote and upload-zips
+	// sent is then found, every file of it.
+	if zips := byName["list-zips"]["zips"].([]any); len(zips) != 2 || byName["upload-urls"]["succeeded"] != 2.0 {
+		t.Errorf("list-zips %v, upload-urls %v", zips, byName["upload-urls"])
+	}
+	files := 0.0
+	for _, z := range byName["make-zips"]["zips"].([]any) {
+		files += z.(map[string]any)["files"].(float64)
+	}
+	if dl := byName["download-uploaded"]; files == 0 || dl["requests"] != files || dl["right_pct"] != 100.0 || byName["upload-zips"]["succeeded"] != 2.0 {
+		t.Errorf("made %v files; download-uploaded %v requests, %v%% right", files, dl["requests"], dl["right_pct"])
 	}
 	saved, err := os.ReadFile(out)
 	if err != nil {
