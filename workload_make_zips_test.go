@@ -1,0 +1,235 @@
+package main
+
+import (
+	"archive/zip"
+	"bytes"
+	"compress/gzip"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/johannesboyne/gofakes3"
+	"github.com/johannesboyne/gofakes3/backend/s3mem"
+	"github.com/mozilla-services/teckenrun/internal/breakpad"
+)
+
+type makeZipsReport struct {
+	Steps []struct {
+		OK    bool    `json:"ok"`
+		Error *string `json:"error"`
+		MakeZipsResult
+	} `json:"steps"`
+}
+
+func runMakeZips(t *testing.T, plan string) (*makeZipsReport, error) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "plan.yaml")
+	os.WriteFile(path, []byte(plan), 0o644)
+	var out bytes.Buffer
+	err := run(context.Background(), []string{"-format", "json", path}, nil, &out, io.Discard, terminal{})
+	var r makeZipsReport
+	if jerr := json.Unmarshal(out.Bytes(), &r); jerr != nil {
+		t.Fatalf("stdout is not JSON (%v): %s (run: %v)", jerr, out.String(), err)
+	}
+	return &r, err
+}
+
+func readZip(t *testing.T, path string) map[string]string {
+	t.Helper()
+	zr, err := zip.OpenReader(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer zr.Close()
+	out := map[string]string{}
+	for _, f := range zr.File {
+		if f.Method != zip.Deflate {
+			t.Errorf("%s is not DEFLATE-compressed", f.Name)
+		}
+		rc, _ := f.Open()
+		b, _ := io.ReadAll(rc)
+		rc.Close()
+		out[f.Name] = string(b)
+	}
+	return out
+}
+
+func TestMakeZipsSynthetic(t *testing.T) {
+	dir := t.TempDir()
+	plan := fmt.Sprintf("host: http://127.0.0.1:1\nseed: 5\nsteps:\n  - make-zips: {source: synthetic, save_dir: %s, number: 2, zip_size: 200kb, sym_size: 32kb, platform: linux}\n", dir)
+	r, err := runMakeZips(t, plan)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := r.Steps[0]
+	if len(s.Zips) != 2 || s.ZipBytesPerS == nil {
+		t.Fatalf("zips %+v", s.Zips)
+	}
+	for _, z := range s.Zips {
+		if z.Bytes < 200<<10 || z.Bytes > 300<<10 {
+			t.Errorf("%s is %d bytes for zip_size 200kb", z.Path, z.Bytes)
+		}
+		members := readZip(t, z.Path)
+		if len(members) != z.Files {
+			t.Errorf("%s: %d members, report says %d", z.Path, len(members), z.Files)
+		}
+		for name, content := range members {
+			syms, err := breakpad.Parse(strings.NewReader(content))
+			if err != nil || len(syms.Syms) == 0 || name != syms.DebugFile+"/"+syms.DebugID+"/"+breakpad.SymFile(syms.DebugFile) ||
+				!strings.HasSuffix(name, ".so.sym") {
+				t.Errorf("member %s: %d symbols, MODULE %s %s", name, len(syms.Syms), syms.DebugFile, syms.DebugID)
+			}
+		}
+	}
+	if left, _ := filepath.Glob(filepath.Join(dir, ".*")); len(left) != 0 {
+		t.Errorf("temporary files left: %v", left)
+	}
+	// The same seed makes the same zips.
+	dir2 := t.TempDir()
+	r2, err := runMakeZips(t, strings.Replace(plan, dir, dir2, 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, _ := os.ReadFile(s.Zips[0].Path)
+	b, _ := os.ReadFile(r2.Steps[0].Zips[0].Path)
+	if filepath.Base(s.Zips[0].Path) != filepath.Base(r2.Steps[0].Zips[0].Path) || len(a) != len(b) {
+		t.Error("the same seed made different zips")
+	}
+}
+
+// realHit returns one upload of the real records, written as a records
+// file of its own, with its keys.
+func realHit(t *testing.T) (records string, hit uploadedHit) {
+	t.Helper()
+	const data = "../shared/data/symbols-uploaded/2017-06-14.json.gz"
+	if _, err := os.Stat(data); err != nil {
+		t.Skip("no real records at " + data)
+	}
+	hits, err := loadRecords(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, h := range hits {
+		if n := len(h.Content.Added) + len(h.Content.Existed); n >= 50 && n <= 150 {
+			hit = h
+			break
+		}
+	}
+	if hit.ID == 0 {
+		t.Fatal("no hit of 50-150 files in the records")
+	}
+	records = filepath.Join(t.TempDir(), "one.json")
+	b, _ := json.Marshal(map[string]any{"hits": []uploadedHit{hit}, "total": 1})
+	os.WriteFile(records, b, 0o644)
+	return records, hit
+}
+
+func TestMakeZipsFromRealRecordsOnS3(t *testing.T) {
+	records, hit := realHit(t)
+	backend := s3mem.New()
+	backend.CreateBucket("symbols")
+	ts := httptest.NewServer(gofakes3.New(backend).Server())
+	defer ts.Close()
+	want := map[string]string{}
+	var missing string
+	for i, entry := range append(append([]string(nil), hit.Content.Added...), hit.Content.Existed...) {
+		_, key, _ := strings.Cut(entry, ",")
+		content := "contents of " + key + "\n"
+		if i == 3 {
+			missing = key // not in the bucket: a 404
+			continue
+		}
+		want[strings.TrimPrefix(key, "v1/")] = content
+		body, meta := []byte(content), map[string]string{}
+		if strings.HasSuffix(key, ".sym") { // Tecken stores .sym gzipped
+			var gz bytes.Buffer
+			zw := gzip.NewWriter(&gz)
+			zw.Write(body)
+			zw.Close()
+			body, meta["Content-Encoding"] = gz.Bytes(), "gzip"
+		}
+		if _, err := backend.PutObject("symbols", "mirror/"+key, meta, bytes.NewReader(body), int64(len(body)), nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dir := t.TempDir()
+	plan := fmt.Sprintf("host: http://127.0.0.1:1\nsteps:\n  - make-zips:\n      source: uploaded-symbols\n      records: %s\n      symbols_url: s3://symbols/mirror\n      endpoint: %s\n      anonymous: true\n      save_dir: %s\n      max_size: 2gb\n      concurrency: 8\n",
+		records, ts.URL, dir)
+	r, err := runMakeZips(t, plan)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := r.Steps[0]
+	wantPath := filepath.Join(dir, hit.zipName())
+	if len(s.Zips) != 1 || s.Zips[0].Path != wantPath || !strings.HasPrefix(filepath.Base(wantPath), "symbols-2017-06-14T") {
+		t.Fatalf("zips %+v, want %s", s.Zips, wantPath)
+	}
+	got := readZip(t, wantPath)
+	if len(got) != len(want) || s.Zips[0].Files != len(want) {
+		t.Errorf("%d members (report %d), want %d", len(got), s.Zips[0].Files, len(want))
+	}
+	for name, content := range want {
+		if got[name] != content {
+			t.Errorf("member %s = %q, want %q", name, got[name], content)
+		}
+	}
+	if len(s.FailedFiles) != 1 || s.FailedFiles[0].Key != missing || !strings.Contains(s.FailedFiles[0].Error, "not found") {
+		t.Errorf("failed files %+v, want %s", s.FailedFiles, missing)
+	}
+	// strict: the missing file is fatal, and no zip is left behind.
+	dir2 := t.TempDir()
+	_, err = runMakeZips(t, strings.Replace(plan, dir, dir2, 1)+"      strict: true\n")
+	if err == nil {
+		t.Fatal("strict run succeeded")
+	}
+	if left, _ := os.ReadDir(dir2); len(left) != 0 {
+		t.Errorf("a failed zip left %v", left)
+	}
+	// Already saved: nothing left to make.
+	_, err = runMakeZips(t, plan)
+	if err == nil {
+		t.Error("made a zip that was already saved")
+	}
+}
+
+func TestMakeZipsFromHTTPS(t *testing.T) {
+	records, hit := realHit(t)
+	srv := httptest.NewServer(httpFiles(func(path string) (string, bool) {
+		return "served " + path, !strings.HasSuffix(path, ".pd_")
+	}))
+	defer srv.Close()
+	dir := t.TempDir()
+	plan := fmt.Sprintf("host: http://127.0.0.1:1\nsteps:\n  - make-zips: {source: uploaded-symbols, records: %s, symbols_url: %s/bucket/, save_dir: %s, max_size: 2gb}\n", records, srv.URL, dir)
+	r, err := runMakeZips(t, plan)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := readZip(t, filepath.Join(dir, hit.zipName()))
+	for name, content := range got {
+		if content != "served /bucket/v1/"+name {
+			t.Errorf("%s = %q", name, content)
+		}
+	}
+	if len(got)+len(r.Steps[0].FailedFiles) != len(hit.Content.Added)+len(hit.Content.Existed) {
+		t.Errorf("%d members + %d failed for %d entries", len(got), len(r.Steps[0].FailedFiles), len(hit.Content.Added)+len(hit.Content.Existed))
+	}
+}
+
+// httpFiles serves body(path) with 200, or 404 when it says no.
+type httpFiles func(path string) (string, bool)
+
+func (h httpFiles) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	body, ok := h(r.URL.Path)
+	if !ok {
+		http.NotFound(w, r)
+		return
+	}
+	io.WriteString(w, body)
+}
