@@ -17,6 +17,7 @@ func runEmulator(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	fs.SetOutput(stderr)
 	listen := fs.String("listen", "127.0.0.1:8000", "listen on this `address`")
 	latency := fs.Duration("latency", 15*time.Millisecond, "simulated storage lookup time of an uncached key")
+	discard := fs.Bool("discard-uploads", false, "check uploaded zips but keep none of their bytes (for benchmarks)")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "usage: teckenrun emulator [flags]\n\nServes the embedded Tecken emulator until interrupted.\n\nFlags:\n")
 		fs.PrintDefaults()
@@ -32,6 +33,7 @@ func runEmulator(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	}
 	emu := emulator.NewEmbedded()
 	emu.SetLatency(*latency)
+	emu.SetDiscardUploads(*discard)
 	url, stop, err := emu.Start(*listen)
 	if err != nil {
 		return err

@@ -4,10 +4,10 @@
 package breakpad
 
 import (
-	"bufio"
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"strconv"
 	"strings"
 )
 
@@ -102,35 +102,63 @@ func Synthesize(r *rand.Rand, base, platform string, nsyms int) Module {
 
 // WriteTo writes the module as Breakpad .sym text.
 func (m *Module) WriteTo(w io.Writer) (int64, error) {
-	bw := bufio.NewWriter(w)
-	cw := &countWriter{w: bw}
-	fmt.Fprintf(cw, "MODULE %s %s %s %s\n", m.OS, m.Arch, m.DebugID, m.DebugFile)
-	fmt.Fprintf(cw, "INFO CODE_ID %s %s\n", m.CodeID, m.CodeFile)
-	fmt.Fprintf(cw, "INFO GENERATOR teckenrun synthetic 1.0\n")
+	var n int64
+	buf := make([]byte, 0, 64<<10)
+	flush := func(force bool) error {
+		if len(buf) < 60<<10 && !force {
+			return nil
+		}
+		k, err := w.Write(buf)
+		n += int64(k)
+		buf = buf[:0]
+		return err
+	}
+	hex := func(v uint64) { buf = strconv.AppendUint(buf, v, 16) }
+	buf = fmt.Appendf(buf, "MODULE %s %s %s %s\nINFO CODE_ID %s %s\nINFO GENERATOR teckenrun synthetic 1.0\n",
+		m.OS, m.Arch, m.DebugID, m.DebugFile, m.CodeID, m.CodeFile)
 	for i, f := range m.Files {
-		fmt.Fprintf(cw, "FILE %d %s\n", i, f)
+		buf = fmt.Appendf(buf, "FILE %d %s\n", i, f)
 	}
 	for _, s := range m.Symbols {
 		if s.Public {
 			continue
 		}
-		fmt.Fprintf(cw, "FUNC %x %x 0 %s\n", s.Address, s.Size, s.Name)
+		buf = append(buf, "FUNC "...)
+		hex(s.Address)
+		buf = append(buf, ' ')
+		hex(s.Size)
+		buf = append(buf, " 0 "...)
+		buf = append(buf, s.Name...)
+		buf = append(buf, '\n')
 		// Four line records (fewer for tiny functions) cover the function.
 		step := max(s.Size/4, 1)
 		for a, line := s.Address, 10; a < s.Address+s.Size; a, line = a+step, line+1 {
-			n := min(step, s.Address+s.Size-a)
-			fmt.Fprintf(cw, "%x %x %d %d\n", a, n, line, int(a)%len(m.Files))
+			hex(a)
+			buf = append(buf, ' ')
+			hex(min(step, s.Address+s.Size-a))
+			buf = append(buf, ' ')
+			buf = strconv.AppendInt(buf, int64(line), 10)
+			buf = append(buf, ' ')
+			buf = strconv.AppendInt(buf, int64(int(a)%len(m.Files)), 10)
+			buf = append(buf, '\n')
+		}
+		if err := flush(false); err != nil {
+			return n, err
 		}
 	}
 	for _, s := range m.Symbols {
 		if s.Public {
-			fmt.Fprintf(cw, "PUBLIC %x 0 %s\n", s.Address, s.Name)
+			buf = append(buf, "PUBLIC "...)
+			hex(s.Address)
+			buf = append(buf, " 0 "...)
+			buf = append(buf, s.Name...)
+			buf = append(buf, '\n')
+			if err := flush(false); err != nil {
+				return n, err
+			}
 		}
 	}
-	if err := bw.Flush(); err != nil {
-		return cw.n, err
-	}
-	return cw.n, cw.err
+	return n, flush(true)
 }
 
 // Bytes returns the module's .sym text.
@@ -138,20 +166,4 @@ func (m *Module) Bytes() []byte {
 	var sb strings.Builder
 	_, _ = m.WriteTo(&sb) // a strings.Builder never fails
 	return []byte(sb.String())
-}
-
-type countWriter struct {
-	w   io.Writer
-	n   int64
-	err error
-}
-
-func (c *countWriter) Write(p []byte) (int, error) {
-	if c.err != nil {
-		return 0, c.err
-	}
-	n, err := c.w.Write(p)
-	c.n += int64(n)
-	c.err = err
-	return n, err
 }

@@ -178,6 +178,9 @@ func (s *Server) put(storageKey string, data []byte) {
 // SetLatency changes Options.Latency; call it before serving.
 func (s *Server) SetLatency(d time.Duration) { s.opts.Latency = d }
 
+// SetDiscardUploads changes Options.DiscardUploads; call it before serving.
+func (s *Server) SetDiscardUploads(on bool) { s.opts.DiscardUploads = on }
+
 // Counts returns how many requests each endpoint answered with each status.
 func (s *Server) Counts() map[CountKey]int {
 	s.mu.Lock()
