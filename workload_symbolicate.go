@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"math"
 	"math/rand/v2"
 	"net/http"
@@ -328,7 +329,10 @@ func symbolicate(ctx context.Context, rt http.RoundTripper, pol retryPolicy, end
 	o.attempts = attempts
 	var raw []byte
 	if err == nil {
-		raw, err = io.ReadAll(resp.Body)
+		var buf bytes.Buffer
+		buf.Grow(int(max(resp.ContentLength, 0)) + bytes.MinRead)
+		_, err = buf.ReadFrom(resp.Body)
+		raw = buf.Bytes()
 		resp.Body.Close()
 	}
 	o.latency = time.Since(intended)
@@ -368,66 +372,164 @@ func errorText(raw []byte) string {
 	return text
 }
 
-func (o *symOutcome) checkV5(raw []byte, batch []*stackFile) {
-	var resp struct {
-		Results []struct {
-			Stacks [][]struct {
-				Function present `json:"function"`
-			} `json:"stacks"`
-			FoundModules map[string]*bool `json:"found_modules"`
-			Debug        map[string]any   `json:"debug"`
-		} `json:"results"`
-		Debug map[string]any `json:"debug"`
+// v5Result is what checkV5 reads of one result: whether each frame has a
+// function, found_modules, and the raw debug object.
+type v5Result struct {
+	named [][]bool
+	found map[string]string // "true", "false" or "null"
+	debug []byte
+}
+
+// scanV5 reads a v5 answer with jsonScanner: only what validation needs.
+func scanV5(raw []byte) (results []v5Result, topDebug []byte, err error) {
+	s := &jsonScanner{b: raw}
+	frame := func(named *bool) error {
+		return s.object(func(key []byte) error {
+			if string(key) != "function" {
+				return s.skip()
+			}
+			v, err := s.raw()
+			*named = string(v) != "null"
+			return err
+		})
 	}
-	if err := json.Unmarshal(raw, &resp); err != nil {
+	result := func(int) error {
+		var r v5Result
+		err := s.object(func(key []byte) error {
+			switch string(key) {
+			case "stacks":
+				return s.array(func(int) error {
+					var frames []bool
+					err := s.array(func(int) error {
+						var named bool
+						err := frame(&named)
+						frames = append(frames, named)
+						return err
+					})
+					r.named = append(r.named, frames)
+					return err
+				})
+			case "found_modules":
+				r.found = map[string]string{}
+				return s.object(func(module []byte) error {
+					v, err := s.literal()
+					r.found[string(module)] = v
+					return err
+				})
+			case "debug":
+				v, err := s.raw()
+				r.debug = v
+				return err
+			}
+			return s.skip()
+		})
+		results = append(results, r)
+		return err
+	}
+	err = s.object(func(key []byte) error {
+		switch string(key) {
+		case "results":
+			return s.array(result)
+		case "debug":
+			v, err := s.raw()
+			topDebug = v
+			return err
+		}
+		return s.skip()
+	})
+	if err == nil {
+		err = s.end()
+	}
+	return results, topDebug, err
+}
+
+func (o *symOutcome) addDebug(raw []byte) error {
+	if raw == nil || string(raw) == "null" {
+		return nil
+	}
+	d, err := flattenDebugJSON(raw)
+	if err == nil {
+		o.debugs = append(o.debugs, d)
+	}
+	return err
+}
+
+// flattenDebugJSON turns a debug object into dotted keys and numbers,
+// leaving out the per-module maps (stacks_per_module, size_per_module, …).
+func flattenDebugJSON(raw []byte) (map[string]float64, error) {
+	out := map[string]float64{}
+	s := &jsonScanner{b: raw}
+	var walk func(prefix string) error
+	walk = func(prefix string) error {
+		return s.object(func(k []byte) error {
+			if bytes.HasSuffix(k, []byte("_per_module")) {
+				return s.skip()
+			}
+			key := string(k)
+			if prefix != "" {
+				key = prefix + "." + key
+			}
+			switch c := s.peek(); {
+			case c == '{':
+				return walk(key)
+			case c == '-' || ('0' <= c && c <= '9'):
+				v, err := s.number()
+				out[key] = v
+				return err
+			}
+			return s.skip()
+		})
+	}
+	if err := walk(""); err != nil {
+		return nil, err
+	}
+	return out, s.end()
+}
+
+func (o *symOutcome) checkV5(raw []byte, batch []*stackFile) {
+	results, topDebug, err := scanV5(raw)
+	if err == nil {
+		err = o.addDebug(topDebug)
+	}
+	if err != nil {
 		o.invalid = "the answer is not v5 JSON: " + err.Error()
 		return
 	}
-	if resp.Debug != nil {
-		o.debugs = append(o.debugs, flattenDebug(resp.Debug))
-	}
-	if len(resp.Results) != len(batch) {
-		o.invalid = fmt.Sprintf("%d results for %d jobs", len(resp.Results), len(batch))
+	if len(results) != len(batch) {
+		o.invalid = fmt.Sprintf("%d results for %d jobs", len(results), len(batch))
 		return
 	}
-	for i, r := range resp.Results {
+	for i, r := range results {
 		f := batch[i]
-		if r.Debug != nil {
-			o.debugs = append(o.debugs, flattenDebug(r.Debug))
-		}
-		if len(r.Stacks) != len(f.frames) {
-			o.invalid = fmt.Sprintf("%s: %d stacks for %d sent", f.name, len(r.Stacks), len(f.frames))
+		if err := o.addDebug(r.debug); err != nil {
+			o.invalid = fmt.Sprintf("%s: debug is not an object: %v", f.name, err)
 			return
 		}
-		for s, st := range r.Stacks {
+		if len(r.named) != len(f.frames) {
+			o.invalid = fmt.Sprintf("%s: %d stacks for %d sent", f.name, len(r.named), len(f.frames))
+			return
+		}
+		for s, st := range r.named {
 			if len(st) != len(f.frames[s]) {
 				o.invalid = fmt.Sprintf("%s: stack %d has %d frames for %d sent", f.name, s, len(st), len(f.frames[s]))
 				return
 			}
 		}
 		want := slices.Compact(slices.Sorted(slices.Values(f.modules)))
-		got := slices.Sorted(func(yield func(string) bool) {
-			for k := range r.FoundModules {
-				if !yield(k) {
-					return
-				}
-			}
-		})
+		got := slices.Sorted(maps.Keys(r.found))
 		if !slices.Equal(got, want) {
 			o.invalid = fmt.Sprintf("%s: found_modules keys %v, memoryMap has %v", f.name, got, want)
 			return
 		}
-		for s, st := range r.Stacks {
-			for j, fr := range st {
+		for s, st := range r.named {
+			for j, named := range st {
 				m := f.frames[s][j]
-				if m < 0 || m >= int64(len(f.modules)) {
+				if m < 0 || m >= int64(len(f.modules)) || r.found[f.modules[m]] != "true" {
 					continue
 				}
-				if found := r.FoundModules[f.modules[m]]; found != nil && *found {
-					o.knownFrames++
-					if fr.Function {
-						o.symbolicated++
-					}
+				o.knownFrames++
+				if named {
+					o.symbolicated++
 				}
 			}
 		}
@@ -436,16 +538,17 @@ func (o *symOutcome) checkV5(raw []byte, batch []*stackFile) {
 
 func (o *symOutcome) checkV4(raw []byte, f *stackFile) {
 	var resp struct {
-		SymbolicatedStacks [][]string     `json:"symbolicatedStacks"`
-		KnownModules       []*bool        `json:"knownModules"`
-		Debug              map[string]any `json:"debug"`
+		SymbolicatedStacks [][]string      `json:"symbolicatedStacks"`
+		KnownModules       []*bool         `json:"knownModules"`
+		Debug              json.RawMessage `json:"debug"`
 	}
-	if err := json.Unmarshal(raw, &resp); err != nil {
+	err := json.Unmarshal(raw, &resp)
+	if err == nil {
+		err = o.addDebug(resp.Debug)
+	}
+	if err != nil {
 		o.invalid = "the answer is not v4 JSON: " + err.Error()
 		return
-	}
-	if resp.Debug != nil {
-		o.debugs = append(o.debugs, flattenDebug(resp.Debug))
 	}
 	if len(resp.KnownModules) != len(f.modules) {
 		o.invalid = fmt.Sprintf("%s: %d knownModules for %d modules", f.name, len(resp.KnownModules), len(f.modules))
@@ -471,41 +574,6 @@ func (o *symOutcome) checkV4(raw []byte, f *stackFile) {
 			}
 		}
 	}
-}
-
-// present records that a JSON field was there, without decoding it.
-type present bool
-
-// UnmarshalJSON notes the field; a null counts as absent.
-func (p *present) UnmarshalJSON(b []byte) error {
-	*p = string(b) != "null"
-	return nil
-}
-
-// flattenDebug turns a debug object into dotted keys and numbers, leaving
-// out the per-module maps (stacks_per_module, size_per_module, …).
-func flattenDebug(debug map[string]any) map[string]float64 {
-	out := map[string]float64{}
-	var walk func(prefix string, v any)
-	walk = func(prefix string, v any) {
-		switch v := v.(type) {
-		case float64:
-			out[prefix] = v
-		case map[string]any:
-			for k, child := range v {
-				if strings.HasSuffix(k, "_per_module") {
-					continue
-				}
-				key := k
-				if prefix != "" {
-					key = prefix + "." + k
-				}
-				walk(key, child)
-			}
-		}
-	}
-	walk("", debug)
-	return out
 }
 
 // SymbolicateResult is the report of a symbolicate step.

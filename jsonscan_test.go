@@ -1,0 +1,63 @@
+package main
+
+import (
+	"encoding/json"
+	"testing"
+)
+
+func scanAll(b []byte) error {
+	s := &jsonScanner{b: b}
+	if err := s.skip(); err != nil {
+		return err
+	}
+	return s.end()
+}
+
+func TestJSONScanner(t *testing.T) {
+	valid := []string{`{}`, `[]`, ` {"a": [1, -2.5e3, "x\"y", true, false, null, {"b": {}}]} `, `"\u00e9"`, `0`}
+	for _, doc := range valid {
+		if err := scanAll([]byte(doc)); err != nil {
+			t.Errorf("%s: %v", doc, err)
+		}
+	}
+	invalid := []string{``, `{`, `{"a" 1}`, `{"a": 1,}`, `[1 2]`, `tru`, `{"a": 1} x`, `"abc`, `01`, `1e`, `--1`, "\"a\x01\""}
+	for _, doc := range invalid {
+		if err := scanAll([]byte(doc)); err == nil {
+			t.Errorf("%q accepted", doc)
+		}
+	}
+	s := &jsonScanner{b: []byte(`{"k\u00e9y": {"function": "f", "x": [1]}, "n": null}`)}
+	var keys []string
+	var function string
+	err := s.object(func(key []byte) error {
+		keys = append(keys, string(key))
+		if string(key) != "kéy" {
+			return s.skip()
+		}
+		return s.object(func(k []byte) error {
+			if string(k) == "function" {
+				v, err := s.str()
+				function = v
+				return err
+			}
+			return s.skip()
+		})
+	})
+	if err != nil || len(keys) != 2 || keys[0] != "kéy" || function != "f" {
+		t.Errorf("keys %q, function %q, %v", keys, function, err)
+	}
+}
+
+// FuzzJSONScanner checks that the scanner accepts every valid document.
+func FuzzJSONScanner(f *testing.F) {
+	for _, seed := range []string{`{"results": [{"stacks": [[{"function": "a", "frame": 0}]], "found_modules": {"a/b": true}}]}`, `[1, "x", null]`} {
+		f.Add([]byte(seed))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if json.Valid(b) {
+			if err := scanAll(b); err != nil {
+				t.Errorf("valid JSON %q rejected: %v", b, err)
+			}
+		}
+	})
+}
