@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/mozilla-services/teckenrun/internal/emulator"
 )
@@ -410,5 +411,36 @@ func BenchmarkLoadQueries(b *testing.B) {
 	q, err := loadQueries(path, false)
 	if err != nil || len(q.rows) != b.N || len(q.jobs) != 2*b.N {
 		b.Fatalf("%d rows, %v", len(q.rows), err)
+	}
+}
+
+// TestDownloadRateMeasuresFromTheSchedule: with a rate, a slow server
+// shows up as latency, not as a lower rate (no coordinated omission).
+func TestDownloadRateMeasuresFromTheSchedule(t *testing.T) {
+	// One worker, 10 requests scheduled 1 ms apart, each answered after
+	// 20 ms: the last is sent about 180 ms after its slot.
+	_, url := startEmulator(t, emulator.Options{Faults: []emulator.Fault{{Endpoint: "download", Every: 1, Stall: 20 * time.Millisecond}}})
+	r, err := runJSON(t, context.Background(), downloadPlan(url, "      max_requests: 10\n      concurrency: 1\n      rate: 1000\n"), downloadFiles)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var worst float64
+	for _, bs := range r.Steps[0].ByStatus {
+		worst = max(worst, bs.P99S)
+	}
+	if worst < 0.15 {
+		t.Errorf("worst latency %.3fs; measured from the schedule it is at least 0.18s", worst)
+	}
+}
+
+func TestDownloadDurationStopsIssuing(t *testing.T) {
+	emu, url := startEmulator(t, emulator.Options{})
+	r, err := runJSON(t, context.Background(), downloadPlan(url, "      duration: 200ms\n      rate: 50\n      concurrency: 2\n"), downloadFiles)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Slots at 0, 20, …, 180 ms fall inside 200 ms; the one at 200 ms may.
+	if n := r.Steps[0].Requests; n < 9 || n > 11 || n != len(emu.Log()) {
+		t.Errorf("%d requests (server %d) in 200ms at 50/s", n, len(emu.Log()))
 	}
 }
