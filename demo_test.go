@@ -52,7 +52,8 @@ func demoQueries() (queries, missing []byte) {
 
 func TestDemoDataMatchesEmbeddedStore(t *testing.T) {
 	q, m := demoQueries()
-	for path, want := range map[string][]byte{"plans/demo/queries.csv": q, "plans/demo/missing.csv": m} {
+	records, _ := emulator.EmbeddedRecords()
+	for path, want := range map[string][]byte{"plans/demo/queries.csv": q, "plans/demo/missing.csv": m, "plans/demo/symbols-uploaded.json": records} {
 		if *update {
 			if err := os.WriteFile(path, want, 0o644); err != nil {
 				t.Fatal(err)

@@ -93,6 +93,13 @@ func TestDemoPlanEndToEnd(t *testing.T) {
 	if dl := byName["download-uploaded"]; files == 0 || dl["requests"] != files || dl["right_pct"] != 100.0 || byName["upload-zips"]["succeeded"] != 2.0 {
 		t.Errorf("made %v files; download-uploaded %v requests, %v%% right", files, dl["requests"], dl["right_pct"])
 	}
+	// make-zips rebuilds uploads from the demo's UploadedSymbols records out
+	// of the embedded S3; once uploaded, their files are found too.
+	all := byName["download-all-uploaded"]
+	if len(byName["make-zips-from-records"]["zips"].([]any)) != 2 || all["right_pct"] != 100.0 ||
+		all["requests"].(float64) <= byName["download-uploaded"]["requests"].(float64) {
+		t.Errorf("records: %v; download-all-uploaded %v requests, %v%% right", byName["make-zips-from-records"]["zips"], all["requests"], all["right_pct"])
+	}
 	saved, err := os.ReadFile(out)
 	if err != nil {
 		t.Fatal(err)

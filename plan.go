@@ -524,6 +524,16 @@ func (s Size) String() string {
 	return strconv.FormatInt(int64(s), 10) + "b"
 }
 
+// usesEmbeddedS3 reports whether a make-zips step reads the embedded S3.
+func (p *Plan) usesEmbeddedS3() bool {
+	for i := range p.Steps {
+		if m := p.Steps[i].MakeZips; m != nil && m.Endpoint == "embedded" {
+			return true
+		}
+	}
+	return false
+}
+
 // usesEmbedded reports whether the run needs the embedded emulator.
 func (p *Plan) usesEmbedded() bool {
 	if p.Host == "embedded" || p.SymbolicationHost == "embedded" {

@@ -34,6 +34,10 @@ func newS3Fetcher(ctx context.Context, bucket, prefix, region, endpoint string, 
 		cfg.Credentials = aws.AnonymousCredentials{}
 	}
 	client := s3.NewFromConfig(cfg, func(o *s3.Options) {
+		// Validate checksums only where S3 requires them, and say nothing
+		// on stderr when a store (or an older object) has none.
+		o.ResponseChecksumValidation = aws.ResponseChecksumValidationWhenRequired
+		o.DisableLogOutputChecksumValidationSkipped = true
 		if endpoint != "" {
 			o.BaseEndpoint = aws.String(endpoint)
 			o.UsePathStyle = true

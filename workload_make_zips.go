@@ -35,10 +35,12 @@ type MakeZipsStep struct {
 	// uploaded-symbols
 	Records    string `yaml:"records,omitempty"`
 	SymbolsURL string `yaml:"symbols_url,omitempty"`
-	Endpoint   string `yaml:"endpoint,omitempty"`
-	Region     string `yaml:"region,omitempty"`
-	Anonymous  bool   `yaml:"anonymous,omitempty"`
-	Strict     bool   `yaml:"strict,omitempty"`
+	// Endpoint is an S3-compatible endpoint, or embedded for the S3 of
+	// the embedded emulator (which holds the files EmbeddedRecords name).
+	Endpoint  string `yaml:"endpoint,omitempty"`
+	Region    string `yaml:"region,omitempty"`
+	Anonymous bool   `yaml:"anonymous,omitempty"`
+	Strict    bool   `yaml:"strict,omitempty"`
 	// synthetic
 	ZipSize  *Size  `yaml:"zip_size,omitempty"`
 	SymSize  *Size  `yaml:"sym_size,omitempty"`
@@ -80,8 +82,11 @@ func (m *MakeZipsStep) validate(v *validator, path string) {
 		if m.Records == "" {
 			v.add(path+".records", "is required: a glob of UploadedSymbols *.json or *.json.gz files")
 		}
-		if u, err := url.Parse(m.SymbolsURL); err != nil || (u.Scheme != "https" && u.Scheme != "http" && u.Scheme != "s3") || u.Host == "" {
+		u, err := url.Parse(m.SymbolsURL)
+		if err != nil || (u.Scheme != "https" && u.Scheme != "http" && u.Scheme != "s3") || u.Host == "" {
 			v.add(path+".symbols_url", "must be an https://… base URL or s3://bucket/prefix, got %q", m.SymbolsURL)
+		} else if m.Endpoint != "" && u.Scheme != "s3" {
+			v.add(path+".endpoint", "is for s3:// symbols_url only")
 		}
 	case "synthetic":
 		if *m.ZipSize <= 0 || *m.SymSize <= 0 {
@@ -405,6 +410,9 @@ func (m *MakeZipsStep) fromUploads(ctx context.Context, rc *runContext, dir stri
 func (m *MakeZipsStep) newFetcher(ctx context.Context, rc *runContext) (fetcher, error) {
 	u, _ := url.Parse(m.SymbolsURL) // validated
 	if u.Scheme == "s3" {
+		if m.Endpoint == "embedded" {
+			return newS3Fetcher(ctx, u.Host, strings.TrimPrefix(u.Path, "/"), m.Region, rc.embeddedS3, true)
+		}
 		return newS3Fetcher(ctx, u.Host, strings.TrimPrefix(u.Path, "/"), m.Region, m.Endpoint, m.Anonymous)
 	}
 	base := m.SymbolsURL

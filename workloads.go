@@ -93,6 +93,15 @@ func runPlan(ctx context.Context, plan *Plan, steps []int, rs runSettings) (*Rep
 			rc.symHost = url
 		}
 	}
+	if plan.usesEmbeddedS3() {
+		_, s3 := emulator.EmbeddedRecords()
+		url, stop, err := s3.Start("127.0.0.1:0")
+		if err != nil {
+			return nil, fmt.Errorf("starting the embedded S3: %w", err)
+		}
+		defer stop()
+		rc.embeddedS3 = url
+	}
 	var failed []string
 	for _, i := range steps {
 		if ctx.Err() != nil {
@@ -159,13 +168,14 @@ func (st *runState) cleanup() {
 type runContext struct {
 	state *runState
 	stdin io.Reader
-	// embedded is the embedded emulator's URL, when the plan uses it.
-	embedded string
-	plan     *Plan
-	host     string // base URL without a trailing slash
-	symHost  string // symbolication base URL without a trailing slash
-	seed     uint64 // the run's seed; a step's own seed overrides it
-	grace    time.Duration
+	// embedded is the embedded emulator's URL, and embeddedS3 its S3
+	// endpoint, when the plan uses them.
+	embedded, embeddedS3 string
+	plan                 *Plan
+	host                 string // base URL without a trailing slash
+	symHost              string // symbolication base URL without a trailing slash
+	seed                 uint64 // the run's seed; a step's own seed overrides it
+	grace                time.Duration
 	// progressTo is where steps draw their progress line; nil for none.
 	progressTo io.Writer
 	stepIndex  int
