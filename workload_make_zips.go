@@ -489,41 +489,56 @@ func (m *MakeZipsStep) zipUpload(ctx context.Context, rc *runContext, f fetcher,
 	return nil
 }
 
-// fetchToFile downloads one object, gunzipping a gzip-encoded one.
+// fetchRetries is how often a file whose body broke off is fetched again
+// (a failed request is already retried by the fetcher).
+const fetchRetries = 3
+
+// fetchToFile downloads one object, gunzipping a gzip-encoded one. A body
+// that breaks off (a timeout, a reset) is fetched again from the start.
 func fetchToFile(ctx context.Context, f fetcher, key, dir string, i int) fetchedFile {
 	ff := fetchedFile{key: key, name: strings.TrimPrefix(key, "v1/"), path: filepath.Join(dir, strconv.Itoa(i))}
 	start := time.Now()
+	for try := 0; ; try++ {
+		var retry bool
+		ff.bytes, retry, ff.err = fetchOnce(ctx, f, key, ff.path)
+		if ff.err == nil || !retry || try >= fetchRetries || ctx.Err() != nil {
+			break
+		}
+	}
+	ff.seconds = time.Since(start).Seconds()
+	return ff
+}
+
+// fetchOnce writes one object to path and returns the bytes that came
+// over the wire (as the original counted them), and whether a failure is
+// worth another try.
+func fetchOnce(ctx context.Context, f fetcher, key, path string) (n int64, retry bool, err error) {
 	body, gzipped, err := f.fetch(ctx, key)
 	if err != nil {
-		ff.err = err
-		return ff
+		return 0, false, err // the fetcher has retried what can be retried
 	}
 	defer body.Close()
-	var r io.Reader = body
 	cr := &countingReader{r: body}
+	var r io.Reader = cr
 	if gzipped {
 		gz, err := gzip.NewReader(cr)
 		if err != nil {
-			ff.err = fmt.Errorf("gzip: %w", err)
-			return ff
+			return cr.n, errorClass(err) != classOther, fmt.Errorf("reading %s: gzip: %w", key, err)
 		}
 		r = gz
-	} else {
-		r = cr
 	}
-	out, err := os.Create(ff.path)
+	out, err := os.Create(path)
 	if err != nil {
-		ff.err = err
-		return ff
+		return 0, false, err
 	}
 	_, err = io.Copy(out, r)
-	if cerr := out.Close(); err == nil {
-		err = cerr
+	if cerr := out.Close(); err == nil && cerr != nil {
+		return cr.n, false, cerr
 	}
-	ff.err = err
-	ff.bytes = cr.n // what came over the wire, as the original counted
-	ff.seconds = time.Since(start).Seconds()
-	return ff
+	if err != nil {
+		return cr.n, errorClass(err) != classCancelled, fmt.Errorf("reading %s: %s: %w", key, errorClass(err), err)
+	}
+	return cr.n, false, nil
 }
 
 type countingReader struct {

@@ -18,6 +18,7 @@ import (
 	"github.com/johannesboyne/gofakes3"
 	"github.com/johannesboyne/gofakes3/backend/s3mem"
 	"github.com/mozilla-services/teckenrun/internal/breakpad"
+	"github.com/mozilla-services/teckenrun/internal/emulator"
 )
 
 type makeZipsReport struct {
@@ -232,4 +233,38 @@ func (h httpFiles) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	io.WriteString(w, body)
+}
+
+// TestMakeZipsSlowStorageTimesOut: a file whose body trickles in past the
+// plan's timeout is retried, then reported; the other files make the zip.
+func TestMakeZipsSlowStorageTimesOut(t *testing.T) {
+	records, _ := emulator.EmbeddedRecords()
+	path := filepath.Join(t.TempDir(), "records.json")
+	os.WriteFile(path, records, 0o644)
+	var hits struct{ Hits []uploadedHit }
+	json.Unmarshal(records, &hits)
+	emu := emulator.New(emulator.Options{Faults: []emulator.Fault{{Endpoint: "storage", Every: 1, Limit: 4, BodyRate: 1024}}})
+	for _, h := range hits.Hits {
+		for _, e := range append(h.Content.Added, h.Content.Existed...) {
+			_, key, _ := strings.Cut(e, ",")
+			emu.Put(strings.TrimPrefix(key, "v1/"), bytes.Repeat([]byte("s"), 8<<10))
+		}
+	}
+	ts := httptest.NewServer(emu)
+	defer ts.Close()
+	dir := t.TempDir()
+	plan := fmt.Sprintf("host: http://127.0.0.1:1\ntimeout: 300ms\nseed: 2\nsteps:\n  - make-zips: {source: uploaded-symbols, records: %s, symbols_url: %s/storage/, save_dir: %s, concurrency: 1}\n", path, ts.URL, dir)
+	r, err := runMakeZips(t, plan)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := r.Steps[0]
+	// The first file is tried 4 times (1 + 3 retries), each trickling
+	// 8 KiB at 1 KiB/s into a 300 ms timeout.
+	if len(s.FailedFiles) != 1 || !strings.Contains(s.FailedFiles[0].Error, ": timeout: ") {
+		t.Fatalf("failed files %+v", s.FailedFiles)
+	}
+	if len(s.Zips) != 1 || s.Zips[0].Files != 4 {
+		t.Errorf("zips %+v: want the 4 other files", s.Zips)
+	}
 }

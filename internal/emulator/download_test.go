@@ -1,12 +1,14 @@
 package emulator
 
 import (
+	"bytes"
 	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 )
 
 const (
@@ -246,4 +248,26 @@ func TestDockerflow(t *testing.T) {
 		t.Fatalf("__version__: %d %v", resp.StatusCode, err)
 	}
 	resp.Body.Close()
+}
+
+func TestSlowBody(t *testing.T) {
+	s := New(Options{Faults: []Fault{{Endpoint: "storage", Every: 1, BodyRate: 20 << 10}}})
+	data := bytes.Repeat([]byte("x"), 10<<10)
+	s.Put(testKey, data)
+	ts := httptest.NewServer(s)
+	defer ts.Close()
+	start := time.Now()
+	resp, err := http.Get(ts.URL + "/storage/v1/" + testKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil || !bytes.Equal(body, data) {
+		t.Fatalf("read %d bytes: %v", len(body), err)
+	}
+	// 10 KiB at 20 KiB/s cannot arrive in less than half a second.
+	if took := time.Since(start); took < 450*time.Millisecond {
+		t.Errorf("the body took %v", took)
+	}
 }

@@ -58,6 +58,7 @@ type Fault struct {
 	RetryAfter string        // Retry-After header to send with Status
 	Drop       bool          // close the connection without answering
 	Stall      time.Duration // wait this long (or until the client goes away), then answer normally
+	BodyRate   int64         // answer normally, but send the body at this many bytes per second
 
 	seen, fired int
 }
@@ -261,6 +262,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			}
 			writeNginx(sw, f.Status)
 			return
+		case f.BodyRate > 0:
+			rec.Injected = true
+			sw.ResponseWriter = &slowWriter{ResponseWriter: w, rate: f.BodyRate, done: r.Context().Done()}
 		case f.Stall > 0:
 			// Read the body first: net/http only notices a client that
 			// went away once the body has been consumed.
@@ -373,6 +377,35 @@ func (w *statusWriter) ensureRecorded() {
 	if !w.recorded {
 		w.WriteHeader(http.StatusOK)
 	}
+}
+
+// slowWriter sends a body at a fixed rate, in small flushed chunks.
+type slowWriter struct {
+	http.ResponseWriter
+	rate int64
+	done <-chan struct{}
+}
+
+func (w *slowWriter) Write(p []byte) (int, error) {
+	const chunk = 1024
+	written := 0
+	for written < len(p) {
+		n := min(chunk, len(p)-written)
+		k, err := w.ResponseWriter.Write(p[written : written+n])
+		written += k
+		if err != nil {
+			return written, err
+		}
+		http.NewResponseController(w.ResponseWriter).Flush()
+		t := time.NewTimer(time.Duration(float64(n) / float64(w.rate) * float64(time.Second)))
+		select {
+		case <-t.C:
+		case <-w.done:
+			t.Stop()
+			return written, http.ErrAbortHandler
+		}
+	}
+	return written, nil
 }
 
 // Unwrap lets http.ResponseController reach the underlying writer.
