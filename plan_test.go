@@ -2,6 +2,7 @@ package main
 
 import (
 	"errors"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -163,5 +164,26 @@ func TestParseSize(t *testing.T) {
 	}
 	if s := Size(1536 << 20).String(); s != "1536mb" {
 		t.Errorf("String() = %q", s)
+	}
+}
+
+// TestShippedPlansValidate keeps every plan in plans/ valid; only the
+// embedded demo is ever run by the tests.
+func TestShippedPlansValidate(t *testing.T) {
+	for _, v := range []string{"TECKEN_AUTH_TOKEN", "TECKEN_DEV_AUTH_TOKEN", "TECKEN_STAGE_AUTH_TOKEN"} {
+		t.Setenv(v, "not-a-real-token")
+	}
+	paths, _ := filepath.Glob("plans/*.yaml")
+	if len(paths) < 5 {
+		t.Fatalf("plans: %v", paths)
+	}
+	for _, path := range paths {
+		p, err := LoadPlan(path)
+		if err == nil {
+			err = p.Validate()
+		}
+		if err != nil {
+			t.Errorf("%s: %v", path, err)
+		}
 	}
 }
