@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"flag"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -17,6 +18,37 @@ func runArgs(t *testing.T, term terminal, args ...string) (stdout, stderr string
 	var out, errb bytes.Buffer
 	err = run(context.Background(), args, strings.NewReader(""), &out, &errb, term)
 	return out.String(), errb.String(), err
+}
+
+// runPlanAs writes plan, and files beside it, into a temporary folder, runs
+// it with -format json, and decodes stdout into a T. It also returns all
+// that was printed (stdout and stderr). The report is nil when nothing
+// was printed (a usage error).
+func runPlanAs[T any](t *testing.T, ctx context.Context, plan string, files map[string]string, stdin io.Reader, args ...string) (*T, string, error) {
+	t.Helper()
+	dir := t.TempDir()
+	for name, content := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	path := filepath.Join(dir, "plan.yaml")
+	if err := os.WriteFile(path, []byte(plan), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if stdin == nil {
+		stdin = strings.NewReader("")
+	}
+	var stdout, stderr bytes.Buffer
+	err := run(ctx, append(append([]string{"-format", "json"}, args...), path), stdin, &stdout, &stderr, terminal{})
+	if stdout.Len() == 0 {
+		return nil, stderr.String(), err
+	}
+	var r T
+	if jerr := json.Unmarshal(stdout.Bytes(), &r); jerr != nil {
+		t.Fatalf("stdout is not one JSON document (%v):\n%s\nstderr: %s\nrun: %v", jerr, stdout.String(), stderr.String(), err)
+	}
+	return &r, stdout.String() + stderr.String(), err
 }
 
 func TestDemoPlanEndToEnd(t *testing.T) {

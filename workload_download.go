@@ -110,45 +110,30 @@ func (d *DownloadStep) run(ctx context.Context, rc *runContext) (stepResult, err
 	pol := retryPolicy{retries: downloadRetries, base: 100 * time.Millisecond, cap: 2 * time.Second,
 		timeout: time.Duration(rc.plan.Timeout)}
 
-	prog := startProgress(rc.progressTo, rc.stepName, total)
-	col := collect(4**d.Concurrency, func(o downloadOutcome) {
-		res.add(o)
-		prog.add(o.status == 0 && o.class != classCancelled)
-	})
-	work, cancel := graceContext(ctx, rc.grace)
-	defer cancel()
-	start := time.Now()
-	err = issue(ctx, work, pace{concurrency: *d.Concurrency, rate: d.Rate, duration: time.Duration(d.Duration), total: total},
-		func(ctx context.Context, i int, intended time.Time) error {
+	ranFor, err := drive(ctx, rc, pace{concurrency: *d.Concurrency, rate: d.Rate, duration: time.Duration(d.Duration), total: total},
+		func(ctx context.Context, i int, intended time.Time) downloadOutcome {
 			q := &queries.rows[queries.jobs[i%len(queries.jobs)]]
 			target := prefix + "/" + queries.path(q)
 			if c, ok := codes[queries.debugKey(q)]; ok {
 				target += "?" + c
 			}
-			col.send(download(ctx, tr, pol, target, rc.plan.UserAgent, int(q.expect), intended))
-			return nil
+			return download(ctx, tr, pol, target, rc.plan.UserAgent, int(q.expect), intended)
+		},
+		func(o downloadOutcome) bool {
+			res.add(o)
+			return o.status == 0 && o.class != classCancelled
 		})
-	col.close()
-	prog.finish()
-	res.finish(time.Since(start))
-	if err != nil {
-		return res, err
+	if ferr := res.finish(ranFor); err == nil {
+		err = ferr
 	}
-	if res.Requests > 0 && res.Errors == res.Requests {
-		return res, fmt.Errorf("all %d requests failed: %s", res.Requests, res.sampleError)
-	}
-	return res, nil
+	return res, err
 }
 
 // downloadOutcome is what one job did.
 type downloadOutcome struct {
-	status    int // 0: no response (see class)
+	exchange
 	expect    int
-	latency   time.Duration
 	debugTime string // "" when the header was absent
-	attempts  int
-	class     string
-	err       error
 }
 
 func download(ctx context.Context, rt http.RoundTripper, pol retryPolicy, target, userAgent string, expect int, intended time.Time) downloadOutcome {
@@ -161,7 +146,8 @@ func download(ctx context.Context, rt http.RoundTripper, pol retryPolicy, target
 		req.Header.Set("User-Agent", userAgent)
 		return req, nil
 	})
-	o := downloadOutcome{expect: expect, attempts: attempts}
+	o := downloadOutcome{expect: expect}
+	o.attempts = attempts
 	if err == nil {
 		_, err = io.Copy(io.Discard, resp.Body)
 		resp.Body.Close()
@@ -439,16 +425,7 @@ func loadMissing(path string) (map[string]string, error) {
 
 // DownloadResult is the report of a download step.
 type DownloadResult struct {
-	// Requests is the number of jobs that finished: with a response or
-	// with a transport error after every retry.
-	Requests int `json:"requests"`
-	// Errors is the number of jobs that got no HTTP response at all.
-	Errors int `json:"errors"`
-	// Retries is the number of extra attempts the server may have seen.
-	Retries int `json:"retries"`
-	// Cancelled is the number of jobs still in flight when an interrupt's
-	// grace period ran out; they are in no other count.
-	Cancelled int `json:"cancelled"`
+	requestTotals
 	// RightPct is the share of Requests whose status matched the CSV's.
 	RightPct float64 `json:"right_pct"`
 	// IgnoreHits is the number of responses with "Debug-Time: 0": names
@@ -462,19 +439,13 @@ type DownloadResult struct {
 	// Rows and JunkRows count the CSV's usable and skipped rows.
 	Rows     int `json:"rows"`
 	JunkRows int `json:"junk_rows"`
-	// RanForS is the wall time from the first request to the last answer.
-	RanForS  float64 `json:"ran_for_s"`
-	RatePerS float64 `json:"rate_per_s"`
 	// ByStatus has one entry per HTTP status received, ascending.
 	ByStatus []DownloadStatus `json:"by_status"`
-	// TransportErrors counts the Errors by class.
-	TransportErrors TransportErrors `json:"transport_errors"`
 
-	byStatus    map[int]*statusAgg
-	right       int
-	recent      []bool // ring of the last fastcacheWindow lookups: fast or not
-	recentN     int
-	sampleError string
+	byStatus map[int]*statusAgg
+	right    int
+	recent   []bool // ring of the last fastcacheWindow lookups: fast or not
+	recentN  int
 }
 
 // DownloadStatus summarises the responses with one status. Times are in
@@ -492,27 +463,6 @@ type DownloadStatus struct {
 	P99S            float64  `json:"p99_s"`
 }
 
-// TransportErrors counts requests that got no response, by cause.
-type TransportErrors struct {
-	Timeout int `json:"timeout"`
-	Refused int `json:"refused"`
-	Reset   int `json:"reset"`
-	Other   int `json:"other"`
-}
-
-func (t *TransportErrors) add(class string) {
-	switch class {
-	case classTimeout:
-		t.Timeout++
-	case classRefused:
-		t.Refused++
-	case classReset:
-		t.Reset++
-	default:
-		t.Other++
-	}
-}
-
 type statusAgg struct {
 	right    int
 	latency  samples
@@ -528,18 +478,7 @@ func newDownloadResult(q *queries) *DownloadResult {
 
 // add counts one outcome; only the collector goroutine calls it.
 func (r *DownloadResult) add(o downloadOutcome) {
-	if o.class == classCancelled {
-		r.Cancelled++
-		return
-	}
-	r.Requests++
-	r.Retries += max(o.attempts-1, 0)
-	if o.status == 0 {
-		r.Errors++
-		r.TransportErrors.add(o.class)
-		if r.sampleError == "" {
-			r.sampleError = o.err.Error()
-		}
+	if !r.count(o.exchange) {
 		return
 	}
 	agg := r.byStatus[o.status]
@@ -564,11 +503,8 @@ func (r *DownloadResult) add(o downloadOutcome) {
 }
 
 // finish computes the summary once, after the last add.
-func (r *DownloadResult) finish(ranFor time.Duration) {
-	r.RanForS = ranFor.Seconds()
-	if r.RanForS > 0 {
-		r.RatePerS = float64(r.Requests) / r.RanForS
-	}
+func (r *DownloadResult) finish(ranFor time.Duration) error {
+	err := r.requestTotals.finish(ranFor)
 	r.RightPct = pct(r.right, r.Requests)
 	r.IgnoreHitsPct = pct(r.IgnoreHits, r.Requests)
 	if n := min(r.recentN, fastcacheWindow); n > 0 {
@@ -592,6 +528,7 @@ func (r *DownloadResult) finish(ranFor time.Duration) {
 		}
 		r.ByStatus = append(r.ByStatus, s)
 	}
+	return err
 }
 
 func (r *DownloadResult) writeTable(w io.Writer) error {

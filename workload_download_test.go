@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -34,30 +33,11 @@ type testReport struct {
 	} `json:"steps"`
 }
 
-// runJSON writes a plan into a temporary folder with the given files and
-// runs it with -format json, returning the decoded report and run's error.
+// runJSON runs a plan (see runPlanAs) and decodes its download report.
 func runJSON(t *testing.T, ctx context.Context, plan string, files map[string]string, args ...string) (*testReport, error) {
 	t.Helper()
-	dir := t.TempDir()
-	for name, content := range files {
-		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	path := filepath.Join(dir, "plan.yaml")
-	if err := os.WriteFile(path, []byte(plan), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	var stdout, stderr bytes.Buffer
-	err := run(ctx, append(append([]string{"-format", "json"}, args...), path), strings.NewReader(""), &stdout, &stderr, terminal{})
-	if stdout.Len() == 0 {
-		return nil, err
-	}
-	var r testReport
-	if jerr := json.Unmarshal(stdout.Bytes(), &r); jerr != nil {
-		t.Fatalf("stdout is not one JSON document: %v\n%s", jerr, stdout.String())
-	}
-	return &r, err
+	r, _, err := runPlanAs[testReport](t, ctx, plan, files, nil, args...)
+	return r, err
 }
 
 // store is a small known symbol store for download tests.

@@ -31,15 +31,8 @@ type makeZipsReport struct {
 
 func runMakeZips(t *testing.T, plan string) (*makeZipsReport, error) {
 	t.Helper()
-	path := filepath.Join(t.TempDir(), "plan.yaml")
-	os.WriteFile(path, []byte(plan), 0o644)
-	var out bytes.Buffer
-	err := run(context.Background(), []string{"-format", "json", path}, nil, &out, io.Discard, terminal{})
-	var r makeZipsReport
-	if jerr := json.Unmarshal(out.Bytes(), &r); jerr != nil {
-		t.Fatalf("stdout is not JSON (%v): %s (run: %v)", jerr, out.String(), err)
-	}
-	return &r, err
+	r, _, err := runPlanAs[makeZipsReport](t, context.Background(), plan, nil, nil)
+	return r, err
 }
 
 func readZip(t *testing.T, path string) map[string]string {

@@ -109,16 +109,8 @@ func (s *SymbolicateStep) run(ctx context.Context, rc *runContext) (stepResult, 
 	defer tr.CloseIdleConnections()
 	pol := retryPolicy{retries: symbolicateRetries, base: 200 * time.Millisecond, cap: 5 * time.Second,
 		statuses: []int{502, 503, 504}, timeout: time.Duration(rc.plan.Timeout)}
-	prog := startProgress(rc.progressTo, rc.stepName, total)
-	col := collect(4**s.Concurrency, func(o symOutcome) {
-		res.add(o)
-		prog.add(o.status != 200 && o.class != classCancelled)
-	})
-	work, cancel := graceContext(ctx, rc.grace)
-	defer cancel()
-	start := time.Now()
-	err = issue(ctx, work, pace{concurrency: *s.Concurrency, rate: s.Rate, duration: time.Duration(s.Duration), total: total},
-		func(ctx context.Context, r int, intended time.Time) error {
+	ranFor, err := drive(ctx, rc, pace{concurrency: *s.Concurrency, rate: s.Rate, duration: time.Duration(s.Duration), total: total},
+		func(ctx context.Context, r int, intended time.Time) symOutcome {
 			// Request r takes the next batch_size files, cycling; sent once
 			// each (no limit or duration), the last batch may be partial.
 			n := size
@@ -129,19 +121,16 @@ func (s *SymbolicateStep) run(ctx context.Context, rc *runContext) (stepResult, 
 			for k := range batch {
 				batch[k] = files[(r*size+k)%len(files)]
 			}
-			col.send(symbolicate(ctx, tr, pol, endpoint, rc.plan.UserAgent, s.API == "v5", batch, intended))
-			return nil
+			return symbolicate(ctx, tr, pol, endpoint, rc.plan.UserAgent, s.API == "v5", batch, intended)
+		},
+		func(o symOutcome) bool {
+			res.add(o)
+			return o.status != http.StatusOK && o.class != classCancelled
 		})
-	col.close()
-	prog.finish()
-	res.finish(time.Since(start))
-	if err != nil {
-		return res, err
+	if ferr := res.finish(ranFor); err == nil {
+		err = ferr
 	}
-	if res.Requests > 0 && res.Errors == res.Requests {
-		return res, fmt.Errorf("all %d requests failed: %s", res.Requests, res.sampleError)
-	}
-	return res, nil
+	return res, err
 }
 
 // stackFile is one loaded v4 body.
@@ -290,17 +279,13 @@ func requestBody(v5 bool, batch []*stackFile) []byte {
 
 // symOutcome is what one request did.
 type symOutcome struct {
-	status   int
-	class    string
-	err      error
-	latency  time.Duration
-	attempts int
-	jobs     int
-	frames   int
-	files    []string
-	message  string // the server's error text, for statuses other than 200
-	invalid  string // why a 200 answer does not fit the request
-	debugs   []map[string]float64
+	exchange
+	jobs    int
+	frames  int
+	files   []string
+	message string // the server's error text, for statuses other than 200
+	invalid string // why a 200 answer does not fit the request
+	debugs  []map[string]float64
 	// knownFrames are frames in modules the server found; symbolicated
 	// those of them that came back with a function name.
 	knownFrames, symbolicated int
@@ -453,6 +438,20 @@ func (o *symOutcome) addDebug(raw []byte) error {
 	return err
 }
 
+// shapeMismatch says how an answer's stacks differ in shape from the
+// ones sent, or "" when they match.
+func shapeMismatch[T any](f *stackFile, stacks [][]T) string {
+	if len(stacks) != len(f.frames) {
+		return fmt.Sprintf("%s: %d stacks for %d sent", f.name, len(stacks), len(f.frames))
+	}
+	for s, st := range stacks {
+		if len(st) != len(f.frames[s]) {
+			return fmt.Sprintf("%s: stack %d has %d frames for %d sent", f.name, s, len(st), len(f.frames[s]))
+		}
+	}
+	return ""
+}
+
 // flattenDebugJSON turns a debug object into dotted keys and numbers,
 // leaving out the per-module maps (stacks_per_module, size_per_module, …).
 func flattenDebugJSON(raw []byte) (map[string]float64, error) {
@@ -504,15 +503,8 @@ func (o *symOutcome) checkV5(raw []byte, batch []*stackFile) {
 			o.invalid = fmt.Sprintf("%s: debug is not an object: %v", f.name, err)
 			return
 		}
-		if len(r.named) != len(f.frames) {
-			o.invalid = fmt.Sprintf("%s: %d stacks for %d sent", f.name, len(r.named), len(f.frames))
+		if o.invalid = shapeMismatch(f, r.named); o.invalid != "" {
 			return
-		}
-		for s, st := range r.named {
-			if len(st) != len(f.frames[s]) {
-				o.invalid = fmt.Sprintf("%s: stack %d has %d frames for %d sent", f.name, s, len(st), len(f.frames[s]))
-				return
-			}
 		}
 		want := slices.Compact(slices.Sorted(slices.Values(f.modules)))
 		got := slices.Sorted(maps.Keys(r.found))
@@ -553,15 +545,10 @@ func (o *symOutcome) checkV4(raw []byte, f *stackFile) {
 		o.invalid = fmt.Sprintf("%s: %d knownModules for %d modules", f.name, len(resp.KnownModules), len(f.modules))
 		return
 	}
-	if len(resp.SymbolicatedStacks) != len(f.frames) {
-		o.invalid = fmt.Sprintf("%s: %d symbolicatedStacks for %d sent", f.name, len(resp.SymbolicatedStacks), len(f.frames))
+	if o.invalid = shapeMismatch(f, resp.SymbolicatedStacks); o.invalid != "" {
 		return
 	}
 	for s, st := range resp.SymbolicatedStacks {
-		if len(st) != len(f.frames[s]) {
-			o.invalid = fmt.Sprintf("%s: stack %d has %d frames for %d sent", f.name, s, len(st), len(f.frames[s]))
-			return
-		}
 		for j, label := range st {
 			m := f.frames[s][j]
 			if m < 0 || m >= int64(len(f.modules)) || resp.KnownModules[m] == nil || !*resp.KnownModules[m] {

@@ -13,9 +13,7 @@ import (
 
 // SymbolicateResult is the report of a symbolicate step.
 type SymbolicateResult struct {
-	// Requests is the number of requests that finished, with an answer or
-	// a transport error after every retry.
-	Requests int `json:"requests"`
+	requestTotals
 	// Jobs and Frames count what those requests carried.
 	Jobs   int `json:"jobs"`
 	Frames int `json:"frames"`
@@ -27,13 +25,6 @@ type SymbolicateResult struct {
 	// InvalidResponses are 200 answers that do not fit their request.
 	InvalidResponses int    `json:"invalid_responses"`
 	InvalidSample    string `json:"invalid_sample,omitempty"`
-	// Errors are requests without any answer; Retries extra attempts.
-	Errors          int             `json:"errors"`
-	Retries         int             `json:"retries"`
-	Cancelled       int             `json:"cancelled"`
-	TransportErrors TransportErrors `json:"transport_errors"`
-	RanForS         float64         `json:"ran_for_s"`
-	RatePerS        float64         `json:"rate_per_s"`
 	// Files is the number of usable stack files; SkippedFiles the others.
 	Files           int                 `json:"files"`
 	SkippedFiles    []SkippedFile       `json:"skipped_files"`
@@ -49,7 +40,6 @@ type SymbolicateResult struct {
 	debugObjects int
 	messages     map[errKey]*ErrorMessage
 	known, named int
-	sampleError  string
 }
 
 // SkippedFile is a stack file that could not be used.
@@ -103,20 +93,11 @@ type DebugConclusion struct {
 
 // add counts one outcome; only the collector goroutine calls it.
 func (r *SymbolicateResult) add(o symOutcome) {
-	if o.class == classCancelled {
-		r.Cancelled++
-		return
+	if o.class != classCancelled {
+		r.Jobs += o.jobs
+		r.Frames += o.frames
 	}
-	r.Requests++
-	r.Jobs += o.jobs
-	r.Frames += o.frames
-	r.Retries += max(o.attempts-1, 0)
-	if o.status == 0 {
-		r.Errors++
-		r.TransportErrors.add(o.class)
-		if r.sampleError == "" {
-			r.sampleError = o.err.Error()
-		}
+	if !r.count(o.exchange) {
 		return
 	}
 	r.latency[o.status] = append(r.latency[o.status], o.latency.Seconds())
@@ -132,9 +113,6 @@ func (r *SymbolicateResult) add(o symOutcome) {
 			if len(m.SampleFiles) < maxSampleFiles {
 				m.SampleFiles = append(m.SampleFiles, f)
 			}
-		}
-		if r.sampleError == "" {
-			r.sampleError = fmt.Sprintf("%d %s", o.status, o.message)
 		}
 		return
 	}
@@ -154,11 +132,8 @@ func (r *SymbolicateResult) add(o symOutcome) {
 	}
 }
 
-func (r *SymbolicateResult) finish(ranFor time.Duration) {
-	r.RanForS = ranFor.Seconds()
-	if r.RanForS > 0 {
-		r.RatePerS = float64(r.Requests) / r.RanForS
-	}
+func (r *SymbolicateResult) finish(ranFor time.Duration) error {
+	err := r.requestTotals.finish(ranFor)
 	r.SymbolicatedPct = pct(r.named, r.known)
 	r.ByStatus = r.ByStatus[:0]
 	for _, status := range sortedKeys(r.latency) {
@@ -189,6 +164,7 @@ func (r *SymbolicateResult) finish(ranFor time.Duration) {
 		r.Conclusion.NotDownloadingTotalS = ptr(total)
 		r.Conclusion.NotDownloadingAvgS = ptr(total / float64(r.debugObjects))
 	}
+	return err
 }
 
 func (r *SymbolicateResult) writeTable(w io.Writer) error {

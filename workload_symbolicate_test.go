@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
@@ -31,16 +30,8 @@ type symReport struct {
 
 func runSymJSON(t *testing.T, plan string) (*symReport, error) {
 	t.Helper()
-	dir := t.TempDir()
-	path := filepath.Join(dir, "plan.yaml")
-	os.WriteFile(path, []byte(plan), 0o644)
-	var stdout bytes.Buffer
-	err := run(context.Background(), []string{"-format", "json", path}, nil, &stdout, io.Discard, terminal{})
-	var r symReport
-	if jerr := json.Unmarshal(stdout.Bytes(), &r); jerr != nil {
-		t.Fatalf("stdout is not JSON (%v): %s (run: %v)", jerr, stdout.String(), err)
-	}
-	return &r, err
+	r, _, err := runPlanAs[symReport](t, context.Background(), plan, nil, nil)
+	return r, err
 }
 
 // symbolStore returns an emulator holding n synthetic modules, and a

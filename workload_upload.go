@@ -242,35 +242,28 @@ func (u *UploadStep) run(ctx context.Context, rc *runContext) (stepResult, error
 			})
 		}
 	}
-	prog := startProgress(rc.progressTo, rc.stepName, len(jobs))
-	col := collect(len(jobs)+1, func(rec UploadRecord) {
-		prog.add(rec.Error != nil)
-		switch {
-		case rec.skipped != nil:
-			res.Skipped++
-			res.SkippedUploads = append(res.SkippedUploads, *rec.skipped)
-			return
-		case rec.cancelled:
-			res.Cancelled++
-			return
-		case rec.Error == nil:
-			res.Succeeded++
-			res.BytesTotal += rec.Bytes
-			rc.state.uploaded = append(rc.state.uploaded, rec.members...)
-		default:
-			res.Failed++
-		}
-		res.Retries += max(rec.Attempts-1, 0)
-		res.Uploads = append(res.Uploads, rec)
-	})
-	work, cancel := graceContext(ctx, rc.grace)
-	defer cancel()
-	err := issue(ctx, work, pace{concurrency: *u.Concurrency, total: len(jobs)}, func(ctx context.Context, i int, _ time.Time) error {
-		col.send(jobs[i](ctx))
-		return nil
-	})
-	col.close()
-	prog.finish()
+	_, err := drive(ctx, rc, pace{concurrency: *u.Concurrency, total: len(jobs)},
+		func(ctx context.Context, i int, _ time.Time) UploadRecord { return jobs[i](ctx) },
+		func(rec UploadRecord) bool {
+			switch {
+			case rec.skipped != nil:
+				res.Skipped++
+				res.SkippedUploads = append(res.SkippedUploads, *rec.skipped)
+				return false
+			case rec.cancelled:
+				res.Cancelled++
+				return false
+			case rec.Error == nil:
+				res.Succeeded++
+				res.BytesTotal += rec.Bytes
+				rc.state.uploaded = append(rc.state.uploaded, rec.members...)
+			default:
+				res.Failed++
+			}
+			res.Retries += max(rec.Attempts-1, 0)
+			res.Uploads = append(res.Uploads, rec)
+			return rec.Error != nil
+		})
 	if err != nil {
 		return res, err
 	}

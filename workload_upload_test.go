@@ -70,18 +70,7 @@ func goodZip(t *testing.T, dir, name string, seed uint64) (string, breakpad.Modu
 
 func runUpload(t *testing.T, ctx context.Context, plan string, stdin io.Reader) (*uploadReport, string, error) {
 	t.Helper()
-	path := filepath.Join(t.TempDir(), "plan.yaml")
-	os.WriteFile(path, []byte(plan), 0o644)
-	var stdout, stderr bytes.Buffer
-	if stdin == nil {
-		stdin = strings.NewReader("")
-	}
-	err := run(ctx, []string{"-format", "json", path}, stdin, &stdout, &stderr, terminal{})
-	var r uploadReport
-	if jerr := json.Unmarshal(stdout.Bytes(), &r); jerr != nil {
-		t.Fatalf("stdout is not JSON (%v): %s\nstderr: %s\nrun: %v", jerr, stdout.String(), stderr.String(), err)
-	}
-	return &r, stdout.String() + stderr.String(), err
+	return runPlanAs[uploadReport](t, ctx, plan, nil, stdin)
 }
 
 func uploadPlan(host, extra string) string {

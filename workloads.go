@@ -439,6 +439,109 @@ produce:
 	return g.Wait()
 }
 
+// drive runs a step's jobs through issue, adds each job's outcome on one
+// collector goroutine (add reports whether the job failed), and draws the
+// progress line. It returns how long the jobs ran.
+func drive[O any](ctx context.Context, rc *runContext, p pace, job func(ctx context.Context, i int, intended time.Time) O, add func(O) (failed bool)) (time.Duration, error) {
+	prog := startProgress(rc.progressTo, rc.stepName, p.total)
+	col := collect(4*p.concurrency, func(o O) { prog.add(add(o)) })
+	work, cancel := graceContext(ctx, rc.grace)
+	defer cancel()
+	start := time.Now()
+	err := issue(ctx, work, p, func(ctx context.Context, i int, intended time.Time) error {
+		col.send(job(ctx, i, intended))
+		return nil
+	})
+	col.close()
+	prog.finish()
+	return time.Since(start), err
+}
+
+// exchange is what a request-issuing step records of one job's HTTP
+// exchange, retries included.
+type exchange struct {
+	status   int // the final status; 0 when no answer came (see class)
+	class    string
+	err      error
+	latency  time.Duration
+	attempts int
+}
+
+// requestTotals are the counts every request-issuing step reports.
+type requestTotals struct {
+	// Requests is the number of jobs that finished: with an answer, or
+	// with a transport error after every retry.
+	Requests int `json:"requests"`
+	// Errors is the number of jobs that got no HTTP answer at all.
+	Errors int `json:"errors"`
+	// Retries is the number of extra attempts the server may have seen,
+	// including the ones net/http replays on a dropped connection.
+	Retries int `json:"retries"`
+	// Cancelled is the number of jobs still in flight when an interrupt's
+	// grace period ran out; they are in no other count.
+	Cancelled       int             `json:"cancelled"`
+	TransportErrors TransportErrors `json:"transport_errors"`
+	// RanForS is the wall time from the first request to the last answer.
+	RanForS  float64 `json:"ran_for_s"`
+	RatePerS float64 `json:"rate_per_s"`
+
+	sampleError string
+}
+
+// count adds one job's exchange; it reports whether an answer came back,
+// which the step then looks at.
+func (t *requestTotals) count(e exchange) (answered bool) {
+	if e.class == classCancelled {
+		t.Cancelled++
+		return false
+	}
+	t.Requests++
+	t.Retries += max(e.attempts-1, 0)
+	if e.status == 0 {
+		t.Errors++
+		t.TransportErrors.add(e.class)
+		if t.sampleError == "" {
+			t.sampleError = e.err.Error()
+		}
+		return false
+	}
+	return true
+}
+
+// finish sets the rate once the jobs are done; it returns an error when
+// every job failed without an answer (the host is down, say).
+func (t *requestTotals) finish(ranFor time.Duration) error {
+	t.RanForS = ranFor.Seconds()
+	if t.RanForS > 0 {
+		t.RatePerS = float64(t.Requests) / t.RanForS
+	}
+	if t.Requests > 0 && t.Errors == t.Requests {
+		return fmt.Errorf("all %d requests failed: %s", t.Requests, t.sampleError)
+	}
+	return nil
+}
+
+// TransportErrors counts requests that got no answer, by cause.
+type TransportErrors struct {
+	Timeout int `json:"timeout"`
+	Refused int `json:"refused"`
+	Reset   int `json:"reset"`
+	Other   int `json:"other"`
+}
+
+func (t *TransportErrors) add(class string) {
+	switch class {
+	case classTimeout:
+		t.Timeout++
+	case classRefused:
+		t.Refused++
+	case classReset:
+		t.Reset++
+	default:
+		t.Other++
+	}
+}
+
 // graceContext returns a context for requests that is cancelled grace
 // after ctx is, so that an interrupt lets work in flight finish.
 func graceContext(ctx context.Context, grace time.Duration) (context.Context, context.CancelFunc) {
