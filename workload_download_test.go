@@ -419,8 +419,8 @@ func TestDownloadDurationStopsIssuing(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Slots at 0, 20, …, 180 ms fall inside 200 ms; the one at 200 ms may.
-	if n := r.Steps[0].Requests; n < 9 || n > 11 || n != len(emu.Log()) {
+	// Slots at 0, 20, …, 180 ms fall inside 200 ms, and only those.
+	if n := r.Steps[0].Requests; n != 10 || n != len(emu.Log()) {
 		t.Errorf("%d requests (server %d) in 200ms at 50/s", n, len(emu.Log()))
 	}
 }

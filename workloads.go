@@ -398,8 +398,10 @@ func issue(ctx, work context.Context, p pace, do func(ctx context.Context, i int
 		})
 	}
 	start := time.Now()
+	// With a rate, the schedule decides when the duration is up: a slot
+	// before the end is always issued. Without one, a timer does.
 	var deadline <-chan time.Time
-	if p.duration > 0 {
+	if p.duration > 0 && p.rate <= 0 {
 		t := time.NewTimer(p.duration)
 		defer t.Stop()
 		deadline = t.C
@@ -411,7 +413,11 @@ produce:
 	for i := 0; p.total < 0 || i < p.total; i++ {
 		var intended time.Time
 		if p.rate > 0 {
-			intended = start.Add(time.Duration(float64(i) / p.rate * float64(time.Second)))
+			offset := time.Duration(float64(i) / p.rate * float64(time.Second))
+			if p.duration > 0 && offset >= p.duration {
+				break
+			}
+			intended = start.Add(offset)
 			if d := time.Until(intended); d > 0 {
 				tick.Reset(d)
 				select {
