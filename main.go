@@ -216,7 +216,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 // writeReport prints the report in the chosen format and, with -out,
 // writes the JSON to a file (atomically, so a reader never sees half).
 func writeReport(stdout io.Writer, o *options, term terminal, r *Report) error {
-	report := jsonReport
+	var report reporter = jsonReport
 	if o.format == "table" || (o.format == "auto" && term.stdout) {
 		report = tableReport
 	}

@@ -14,7 +14,7 @@ import (
 // SymbolicateResult is the report of a symbolicate step.
 type SymbolicateResult struct {
 	requestTotals
-	// Jobs and Frames count what those requests carried.
+	// Jobs and Frames count what the answered requests carried.
 	Jobs   int `json:"jobs"`
 	Frames int `json:"frames"`
 	// SymbolicatedPct is the share of frames in modules the server found
@@ -93,13 +93,11 @@ type DebugConclusion struct {
 
 // add counts one outcome; only the collector goroutine calls it.
 func (r *SymbolicateResult) add(o symOutcome) {
-	if o.class != classCancelled {
-		r.Jobs += o.jobs
-		r.Frames += o.frames
-	}
 	if !r.count(o.exchange) {
 		return
 	}
+	r.Jobs += o.jobs
+	r.Frames += o.frames
 	r.latency[o.status] = append(r.latency[o.status], o.latency.Seconds())
 	if o.status != http.StatusOK {
 		k := errKey{o.status, o.message}

@@ -217,7 +217,7 @@ func truthy(v any) bool {
 // pythonIndexError is the TypeError text of job["memoryMap"] on a job that
 // is not a dict.
 func pythonIndexError(v any) string {
-	switch v.(type) {
+	switch v := v.(type) {
 	case []any:
 		return "list indices must be integers or slices, not str"
 	case string:
@@ -227,7 +227,7 @@ func pythonIndexError(v any) string {
 	case bool:
 		return "'bool' object is not subscriptable"
 	case json.Number:
-		if strings.ContainsAny(v.(json.Number).String(), ".eE") {
+		if strings.ContainsAny(v.String(), ".eE") {
 			return "'float' object is not subscriptable"
 		}
 		return "'int' object is not subscriptable"
