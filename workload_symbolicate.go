@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -338,7 +339,8 @@ func symbolicate(ctx context.Context, rt http.RoundTripper, pol retryPolicy, end
 }
 
 // errorText is the message of an error answer: Tecken's {"error": …},
-// Eliot's {"title": …}, or the start of any other body.
+// Eliot's {"title": …}, the <title> of an HTML page (nginx's 413 or
+// 502), or the start of any other body.
 func errorText(raw []byte) string {
 	var e struct{ Error, Title string }
 	if json.Unmarshal(raw, &e) == nil {
@@ -349,12 +351,17 @@ func errorText(raw []byte) string {
 			return e.Title
 		}
 	}
+	if m := htmlTitle.FindSubmatch(raw); m != nil {
+		return strings.TrimSpace(string(m[1]))
+	}
 	text := strings.Join(strings.Fields(string(raw)), " ")
 	if len(text) > 200 {
 		text = text[:200] + "…"
 	}
 	return text
 }
+
+var htmlTitle = regexp.MustCompile(`(?is)<title>(.*?)</title>`)
 
 // v5Result is what checkV5 reads of one result: whether each frame has a
 // function, found_modules, and the raw debug object.

@@ -388,7 +388,11 @@ func (rec *UploadRecord) finish(resp *http.Response, err error) error {
 		return fmt.Errorf("reading the answer: %w", err)
 	}
 	if resp.StatusCode != http.StatusCreated {
-		return fmt.Errorf("%d %s", resp.StatusCode, errorText(raw))
+		text := errorText(raw)
+		if code := strconv.Itoa(resp.StatusCode); !strings.HasPrefix(text, code+" ") {
+			text = code + " " + text
+		}
+		return errors.New(text)
 	}
 	var body struct {
 		Upload struct {

@@ -19,6 +19,8 @@ import (
 const (
 	publicBucket = "org.mozilla.crash-stats.symbols-public"
 	bucketRegion = "us-west-2"
+	// maxUploadSize is where 2019's PositiveIntegerField overflowed.
+	maxUploadSize = 1 << 31
 )
 
 // Upload is one upload the emulator accepted, as /api/uploads shows it.
@@ -198,6 +200,9 @@ func (s *Server) receiveUpload(r *http.Request, tok Token) (*Upload, error) {
 			fields[k] = r.PostForm.Get(k)
 		}
 	}
+	if b := fields["bucket_name"]; b != "" && b != publicBucket {
+		return nil, uploadErrorf(http.StatusForbidden, "No valid bucket")
+	}
 	try, hasTry := fields["try"]
 	up := &Upload{User: tok.User, CreatedAt: created, Try: try != "" || (!hasTry && !tok.has(PermUpload))}
 	if archive == nil {
@@ -215,6 +220,10 @@ func (s *Server) receiveUpload(r *http.Request, tok Token) (*Upload, error) {
 		return nil, uploadErrorf(http.StatusBadRequest, "Unrecognized archive file extension %q", path.Ext(name))
 	}
 	up.Filename, up.Size = name, size
+	if size >= maxUploadSize {
+		// Upload.size was a 32-bit column in 2019: the row cannot be written.
+		return nil, uploadErrorf(http.StatusInternalServerError, "Internal Server Error")
+	}
 	if err := s.storeArchive(archive, zipLen, up); err != nil {
 		return nil, err
 	}

@@ -116,6 +116,7 @@ func TestUploadValidation(t *testing.T) {
 		{"leading v1/", uploader, "a.zip", zipOf(t, map[string]string{"v1/xul.pdb/ABC1/xul.sym": "1"}), nil, 400,
 			"(First unrecognized pattern was v1/xul.pdb/ABC1/xul.sym)"},
 		{"non-hex id", uploader, "a.zip", zipOf(t, map[string]string{"xul.pdb/XYZ/xul.sym": "1"}), nil, 400, "Unrecognized file pattern"},
+		{"bucket not allowed", uploader, "a.zip", good, map[string]string{"bucket_name": "elsewhere"}, 403, "No valid bucket"},
 		{"by url: invalid", uploader, "", nil, map[string]string{"url": "not a url"}, 400, "Enter a valid URL."},
 		{"by url: insecure", uploader, "", nil, map[string]string{"url": "http://queue.taskcluster.net/a.zip"}, 400, "Insecure URL"},
 		{"by url: domain", uploader, "", nil, map[string]string{"url": "https://notwhitelisted.example.com/a.zip"}, 400,
