@@ -163,12 +163,14 @@ func writeTable(w io.Writer, header []string, rows [][]string) error {
 	return t.Render()
 }
 
-// seconds formats seconds for tables: 0.35ms, 12.30ms, 1.234s, or
-// 8m20.0s past 500 s.
+// seconds formats seconds for tables: 0.6µs, 0.35ms, 12.30ms, 1.234s,
+// or 8m20.0s past 500 s.
 func seconds(s float64) string {
 	switch {
 	case s > 500:
 		return fmt.Sprintf("%dm%.1fs", int(s/60), math.Mod(s, 60))
+	case s > 0 && s < 1e-3:
+		return strconv.FormatFloat(s*1e6, 'f', 1, 64) + "µs"
 	case s < 1:
 		return strconv.FormatFloat(s*1000, 'f', 2, 64) + "ms"
 	}
