@@ -134,8 +134,10 @@ func writeFacts(w io.Writer, facts [][2]string) error {
 	return err
 }
 
-// writeTable renders an ASCII table; numbers are right-aligned.
-func writeTable(w io.Writer, header []string, rows [][]string) error {
+// writeTable renders an ASCII table. The first column and the columns
+// listed in text are left-aligned; the others hold numbers and are
+// right-aligned.
+func writeTable(w io.Writer, header []string, rows [][]string, text ...int) error {
 	if len(rows) == 0 {
 		_, err := fmt.Fprintln(w, "(no results)")
 		return err
@@ -143,8 +145,10 @@ func writeTable(w io.Writer, header []string, rows [][]string) error {
 	align := make([]tw.Align, len(header))
 	for i := range align {
 		align[i] = tw.AlignRight
+		if i == 0 || slices.Contains(text, i) {
+			align[i] = tw.AlignLeft
+		}
 	}
-	align[0] = tw.AlignLeft
 	t := tablewriter.NewTable(w,
 		tablewriter.WithRenderer(renderer.NewBlueprint(tw.Rendition{Symbols: tw.NewSymbols(tw.StyleASCII)})),
 		tablewriter.WithConfig(tablewriter.Config{Row: tw.CellConfig{Alignment: tw.CellAlignment{PerColumn: align}}}),

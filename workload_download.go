@@ -545,6 +545,7 @@ func (r *DownloadResult) writeTable(w io.Writer) error {
 		{"RIGHT", fmt.Sprintf("%.1f%%", r.RightPct)},
 		{"RETRIES", strconv.Itoa(r.Retries)},
 		{"JUNK ROWS SKIPPED", strconv.Itoa(r.JunkRows)},
+		{"TRANSPORT ERRORS", r.TransportErrors.String(r.Errors)},
 	}); err != nil {
 		return err
 	}
@@ -560,9 +561,7 @@ func (r *DownloadResult) writeTable(w io.Writer) error {
 			seconds(s.P95S), seconds(s.P99S), fmt.Sprintf("%.1f%%", s.RightPct)})
 	}
 	if r.Errors > 0 {
-		t := r.TransportErrors
-		rows = append(rows, []string{"transport errors", strconv.Itoa(r.Errors),
-			fmt.Sprintf("timeout %d, refused %d, reset %d, other %d", t.Timeout, t.Refused, t.Reset, t.Other), "", "", "", "", "", "0.0%"})
+		rows = append(rows, []string{"transport errors", strconv.Itoa(r.Errors), "", "", "", "", "", "", "0.0%"})
 	}
 	return writeTable(w, []string{"STATUS CODE", "COUNT", "MEDIAN", "(INTERNAL)", "AVERAGE", "(INTERNAL)", "P95", "P99", "% RIGHT"}, rows)
 }

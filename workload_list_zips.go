@@ -79,7 +79,7 @@ func (r *ListZipsResult) writeTable(w io.Writer) error {
 	for _, z := range r.Zips {
 		rows = append(rows, []string{humanSize(float64(z.Size)), z.URL})
 	}
-	if err := writeTable(w, []string{"SIZE", "URL"}, rows); err != nil {
+	if err := writeTable(w, []string{"SIZE", "URL"}, rows, 1); err != nil {
 		return err
 	}
 	for _, s := range r.Skipped {

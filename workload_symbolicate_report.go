@@ -178,8 +178,7 @@ func (r *SymbolicateResult) writeTable(w io.Writer) error {
 		facts = append(facts, [2]string{"INVALID SAMPLE", r.InvalidSample})
 	}
 	if r.Errors > 0 {
-		t := r.TransportErrors
-		facts = append(facts, [2]string{"TRANSPORT ERRORS", fmt.Sprintf("%d (timeout %d, refused %d, reset %d, other %d)", r.Errors, t.Timeout, t.Refused, t.Reset, t.Other)})
+		facts = append(facts, [2]string{"TRANSPORT ERRORS", r.TransportErrors.String(r.Errors)})
 	}
 	if r.Cancelled > 0 {
 		facts = append(facts, [2]string{"CANCELLED", fmt.Sprintf("%d by the interrupt, not counted", r.Cancelled)})
@@ -199,7 +198,7 @@ func (r *SymbolicateResult) writeTable(w io.Writer) error {
 		for _, m := range r.ErrorsByMessage {
 			rows = append(rows, []string{strconv.Itoa(m.Status), strconv.Itoa(m.Count), m.Message, strings.Join(m.SampleFiles, " ")})
 		}
-		if err := writeTable(w, []string{"STATUS", "COUNT", "MESSAGE", "SAMPLE FILES"}, rows); err != nil {
+		if err := writeTable(w, []string{"STATUS", "COUNT", "MESSAGE", "SAMPLE FILES"}, rows, 2, 3); err != nil {
 			return err
 		}
 	}

@@ -182,13 +182,13 @@ func (r *UploadResult) writeTable(w io.Writer) error {
 			errText = *u.Error
 		}
 		rate := ""
-		if u.Seconds > 0 && u.Bytes > 0 {
+		if u.Seconds > 0 && u.Bytes > 0 && u.Error == nil {
 			rate = fmt.Sprintf("%.1f", float64(u.Bytes)/(1<<20)/u.Seconds)
 		}
 		rows = append(rows, []string{what, humanSize(float64(u.Bytes)), status, strconv.Itoa(u.Attempts),
 			strconv.FormatFloat(u.Seconds, 'f', 2, 64), rate, id, errText})
 	}
-	if err := writeTable(w, []string{"FILE/URL", "SIZE", "STATUS", "ATTEMPTS", "SECONDS", "MB/S", "UPLOAD ID", "ERROR"}, rows); err != nil {
+	if err := writeTable(w, []string{"FILE/URL", "SIZE", "STATUS", "ATTEMPTS", "SECONDS", "MB/S", "UPLOAD ID", "ERROR"}, rows, 7); err != nil {
 		return err
 	}
 	for _, s := range r.SkippedUploads {

@@ -535,6 +535,11 @@ type TransportErrors struct {
 	Other   int `json:"other"`
 }
 
+// String summarises n errors by class for tables.
+func (t TransportErrors) String(n int) string {
+	return fmt.Sprintf("%d (timeout %d, refused %d, reset %d, other %d)", n, t.Timeout, t.Refused, t.Reset, t.Other)
+}
+
 func (t *TransportErrors) add(class string) {
 	switch class {
 	case classTimeout:
