@@ -2,18 +2,22 @@ package main
 
 import (
 	"archive/zip"
+	"bytes"
 	"compress/flate"
 	"compress/gzip"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"io"
+	"math"
 	"math/rand/v2"
 	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"time"
@@ -203,29 +207,14 @@ func (m *MakeZipsStep) run(ctx context.Context, rc *runContext) (stepResult, err
 // files (valid MODULE/INFO/FILE/FUNC/PUBLIC records) until each zip
 // reaches zip_size on disk.
 func (m *MakeZipsStep) synthetic(ctx context.Context, dir string, rng *rand.Rand, res *MakeZipsResult) error {
-	perSym := 100 // bytes per symbol; corrected after the first module
 	for range *m.Number {
-		name := filepath.Join(dir, fmt.Sprintf("teckenrun-synthetic-%016x.zip", rng.Uint64()))
+		seed := rng.Uint64()
+		name := filepath.Join(dir, fmt.Sprintf("teckenrun-synthetic-%016x.zip", seed))
 		files := 0
 		err := writeZipAtomic(name, func(zw *zip.Writer, size func() int64) error {
-			for size() < int64(*m.ZipSize) {
-				if ctx.Err() != nil {
-					return ctx.Err()
-				}
-				base := fmt.Sprintf("synth%08x", rng.Uint32())
-				mod := breakpad.Synthesize(rng, base, m.Platform, max(int(*m.SymSize)/perSym, 4))
-				w, err := zw.Create(mod.Key())
-				if err != nil {
-					return err
-				}
-				n, err := mod.WriteTo(w)
-				if err != nil {
-					return err
-				}
-				perSym = max(int(n)/len(mod.Symbols), 1)
-				files++
-			}
-			return nil
+			var err error
+			files, err = m.syntheticMembers(ctx, zw, size, seed)
+			return err
 		})
 		if err != nil {
 			return err
@@ -237,6 +226,86 @@ func (m *MakeZipsStep) synthetic(ctx context.Context, dir string, rng *rand.Rand
 		res.Zips = append(res.Zips, MadeZip{Path: name, Files: files, Bytes: info.Size()})
 	}
 	return nil
+}
+
+// compressedMember is a zip member compressed ahead of writing.
+type compressedMember struct {
+	name       string
+	crc        uint32
+	size       uint64
+	compressed []byte
+	err        error
+}
+
+// syntheticMembers fills a zip with modules until it reaches zip_size.
+// Module i is made from (seed, i) alone, so the zip is the same however
+// the work is spread: one goroutine per core makes and compresses
+// modules, and this one writes them in order with CreateRaw.
+func (m *MakeZipsStep) syntheticMembers(ctx context.Context, zw *zip.Writer, size func() int64, seed uint64) (int, error) {
+	module := func(i int) breakpad.Module {
+		r := rand.New(rand.NewPCG(seed, uint64(i)))
+		return breakpad.Synthesize(r, fmt.Sprintf("synth%08x", r.Uint32()), m.Platform, m.symbolsPerModule(seed))
+	}
+	stop := make(chan struct{})
+	defer close(stop)
+	futures := make(chan chan compressedMember, runtime.GOMAXPROCS(0))
+	go func() {
+		defer close(futures)
+		for i := 0; ; i++ {
+			f := make(chan compressedMember, 1)
+			select {
+			case futures <- f:
+			case <-stop:
+				return
+			case <-ctx.Done():
+				return
+			}
+			go func() { f <- compressModule(module(i)) }()
+		}
+	}()
+	files := 0
+	for f := range futures {
+		c := <-f
+		if c.err != nil {
+			return files, c.err
+		}
+		w, err := zw.CreateRaw(&zip.FileHeader{Name: c.name, Method: zip.Deflate, CRC32: c.crc,
+			CompressedSize64: uint64(len(c.compressed)), UncompressedSize64: c.size, Modified: syntheticTime})
+		if err != nil {
+			return files, err
+		}
+		if _, err := w.Write(c.compressed); err != nil {
+			return files, err
+		}
+		files++
+		if size() >= int64(*m.ZipSize) {
+			return files, nil
+		}
+	}
+	return files, ctx.Err()
+}
+
+// syntheticTime is the modification time of synthetic members, fixed so
+// that a seed always makes the same bytes.
+var syntheticTime = time.Date(2019, 8, 1, 0, 0, 0, 0, time.UTC)
+
+// symbolsPerModule sizes modules to about sym_size, from a sample module.
+func (m *MakeZipsStep) symbolsPerModule(seed uint64) int {
+	const sample = 500
+	probe := breakpad.Synthesize(rand.New(rand.NewPCG(seed, math.MaxUint64)), "probe", m.Platform, sample)
+	n, _ := probe.WriteTo(io.Discard) // io.Discard never fails
+	return max(int(int64(*m.SymSize)*sample/max(n, 1)), 4)
+}
+
+func compressModule(mod breakpad.Module) compressedMember {
+	var buf bytes.Buffer
+	fw, _ := flate.NewWriter(&buf, flate.BestSpeed) // a valid level never fails
+	h := crc32.NewIEEE()
+	n, err := mod.WriteTo(io.MultiWriter(fw, h))
+	if err == nil {
+		err = fw.Close()
+	}
+	return compressedMember{name: mod.Key(), crc: h.Sum32(), size: uint64(n), compressed: buf.Bytes(), err: err}
 }
 
 // writeZipAtomic writes a DEFLATE zip through a temporary file renamed
