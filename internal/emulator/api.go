@@ -1,6 +1,7 @@
 package emulator
 
 import (
+	"cmp"
 	"net/http"
 	"slices"
 	"strconv"
@@ -86,7 +87,7 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 	slices.SortStableFunc(visible, func(a, b Upload) int {
 		c := a.CreatedAt.Compare(b.CreatedAt)
 		if sortBy == "size" {
-			c = int(a.Size - b.Size)
+			c = cmp.Compare(a.Size, b.Size)
 		}
 		if reverse {
 			return -c
