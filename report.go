@@ -211,7 +211,7 @@ type samples []float64
 type summary struct {
 	n                         int
 	sum, mean, median, stddev float64
-	min, max, p95, p99        float64
+	p95, p99                  float64
 }
 
 // summarize sorts the samples in place and computes their statistics:
@@ -223,7 +223,7 @@ func (s samples) summarize() summary {
 	}
 	slices.Sort(s)
 	n := len(s)
-	out := summary{n: n, min: s[0], max: s[n-1], p95: s[rank(n, 0.95)], p99: s[rank(n, 0.99)]}
+	out := summary{n: n, p95: s[rank(n, 0.95)], p99: s[rank(n, 0.99)]}
 	for _, v := range s {
 		out.sum += v
 	}

@@ -504,6 +504,7 @@ func (o *symOutcome) checkV5(raw []byte, batch []*stackFile) {
 		o.invalid = fmt.Sprintf("%d results for %d jobs", len(results), len(batch))
 		return
 	}
+	var known, symbolicated int
 	for i, r := range results {
 		f := batch[i]
 		if err := o.addDebug(r.debug); err != nil {
@@ -525,13 +526,15 @@ func (o *symOutcome) checkV5(raw []byte, batch []*stackFile) {
 				if m < 0 || m >= int64(len(f.modules)) || r.found[f.modules[m]] != "true" {
 					continue
 				}
-				o.knownFrames++
+				known++
 				if named {
-					o.symbolicated++
+					symbolicated++
 				}
 			}
 		}
 	}
+	// Only an answer that fits its request as a whole is counted.
+	o.knownFrames, o.symbolicated = known, symbolicated
 }
 
 func (o *symOutcome) checkV4(raw []byte, f *stackFile) {

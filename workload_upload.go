@@ -129,8 +129,10 @@ type UploadResult struct {
 	Skipped        int             `json:"skipped"`
 	SkippedUploads []SkippedUpload `json:"skipped_uploads"`
 	Cancelled      int             `json:"cancelled"`
-	BytesTotal     int64           `json:"bytes_total"`
-	Retries        int             `json:"retries"`
+	// BytesTotal is the size of the zips that succeeded: sent by
+	// teckenrun, or for URLs, what Tecken downloaded.
+	BytesTotal int64 `json:"bytes_total"`
+	Retries    int   `json:"retries"`
 }
 
 // UploadRecord is one upload: a file or a URL.
@@ -161,7 +163,7 @@ type SkippedUpload struct {
 
 func (r *UploadResult) writeTable(w io.Writer) error {
 	if err := writeFacts(w, [][2]string{
-		{"UPLOADED", fmt.Sprintf("%d succeeded, %d failed, %d skipped (%s sent)", r.Succeeded, r.Failed, r.Skipped, humanSize(float64(r.BytesTotal)))},
+		{"UPLOADED", fmt.Sprintf("%d succeeded, %d failed, %d skipped (%s of zips)", r.Succeeded, r.Failed, r.Skipped, humanSize(float64(r.BytesTotal)))},
 		{"RETRIES", strconv.Itoa(r.Retries)},
 	}); err != nil {
 		return err
@@ -220,9 +222,12 @@ func (u *UploadStep) run(ctx context.Context, rc *runContext) (stepResult, error
 		if len(urls) == 0 {
 			return res, fmt.Errorf("no URLs to upload in %s", u.URLsFrom)
 		}
-		for _, target := range urls {
+		for i, target := range urls {
+			// Workers run URL jobs at once: each gets its own random source,
+			// so that an index.json pick depends on the seed alone.
+			pick := mrand.New(mrand.NewPCG(seed, uint64(i)))
 			jobs = append(jobs, func(ctx context.Context) UploadRecord {
-				return u.uploadURL(ctx, tr, pol, rc, endpoint, token, target, rng)
+				return u.uploadURL(ctx, tr, pol, rc, endpoint, token, target, pick)
 			})
 		}
 	} else {

@@ -239,26 +239,28 @@ func TestUploadByURLAndIndex(t *testing.T) {
 		switch r.URL.Path {
 		case "/moved.zip":
 			http.Redirect(w, r, "/remote.zip", http.StatusMovedPermanently)
-		case "/remote.zip", "/dir/r.zip":
+		case "/remote.zip", "/dir/r.zip", "/dir2/r.zip":
 			http.ServeFile(w, r, zipPath)
 		case "/big.zip":
 			w.Header().Set("Content-Length", fmt.Sprint(len(big)))
 			w.Write(big)
-		case "/dir/index.json":
+		case "/dir/index.json", "/dir2/index.json":
 			fmt.Fprint(w, `{"files": [{"uri": "r.zip", "size": 100}, {"uri": "big.zip", "size": 99999999}]}`)
 		default:
 			http.NotFound(w, r)
 		}
 	}))
 	defer files.Close()
-	extra := fmt.Sprintf("      urls: [%s/moved.zip, %s/big.zip, %s/dir/index.json, %s/gone.zip]\n      max_size: 2kb\n      try: true\n      concurrency: 2\n",
-		files.URL, files.URL, files.URL, files.URL)
+	extra := fmt.Sprintf("      urls: [%s/moved.zip, %s/big.zip, %s/dir/index.json, %s/dir2/index.json, %s/gone.zip]\n      max_size: 2kb\n      try: true\n      concurrency: 3\n",
+		files.URL, files.URL, files.URL, files.URL, files.URL)
 	r, _, err := runUpload(t, context.Background(), uploadPlan(ts.URL, extra), nil)
 	if err == nil {
 		t.Fatal("gone.zip should fail the step")
 	}
 	s := r.Steps[0]
-	if s.Succeeded != 2 || s.Failed != 1 || s.Skipped != 1 || !strings.Contains(s.SkippedUploads[0].Reason, "over max_size 2kb") {
+	// Two index.json URLs are resolved at once, each with its own random
+	// source, and both pick the file under max_size.
+	if s.Succeeded != 3 || s.Failed != 1 || s.Skipped != 1 || !strings.Contains(s.SkippedUploads[0].Reason, "over max_size 2kb") {
 		t.Errorf("succeeded %d, failed %d, skipped %+v", s.Succeeded, s.Failed, s.SkippedUploads)
 	}
 	for _, u := range s.Uploads {
@@ -271,7 +273,7 @@ func TestUploadByURLAndIndex(t *testing.T) {
 	for _, u := range ups {
 		names[u.Filename] = u.Try
 	}
-	if len(ups) != 2 || !names["moved.zip"] || !names["r.zip"] {
+	if len(ups) != 3 || !names["moved.zip"] || !names["r.zip"] {
 		t.Errorf("server uploads %+v", ups)
 	}
 }

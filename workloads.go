@@ -406,9 +406,9 @@ func issue(ctx, work context.Context, p pace, do func(ctx context.Context, i int
 		defer t.Stop()
 		deadline = t.C
 	}
-	tick := time.NewTimer(0)
+	tick := time.NewTimer(time.Hour) // re-armed for each slot of a rate
+	tick.Stop()
 	defer tick.Stop()
-	<-tick.C
 produce:
 	for i := 0; p.total < 0 || i < p.total; i++ {
 		var intended time.Time
@@ -420,13 +420,11 @@ produce:
 			intended = start.Add(offset)
 			if d := time.Until(intended); d > 0 {
 				tick.Reset(d)
-				select {
+				select { // no deadline here: with a rate there is none
 				case <-tick.C:
 				case <-ctx.Done():
 					break produce
 				case <-gctx.Done():
-					break produce
-				case <-deadline:
 					break produce
 				}
 			}
@@ -591,7 +589,7 @@ func (c *collector[R]) close() {
 type progress struct {
 	w      io.Writer
 	step   string
-	total  atomic.Int64 // 0 when unknown
+	total  int64 // 0 when unknown; set before the drawing goroutine starts
 	done   atomic.Int64
 	failed atomic.Int64
 	start  time.Time
@@ -604,8 +602,7 @@ func startProgress(w io.Writer, step string, total int) *progress {
 	if w == nil {
 		return nil
 	}
-	p := &progress{w: w, step: step, start: time.Now(), stop: make(chan struct{}), exited: make(chan struct{})}
-	p.total.Store(int64(max(total, 0)))
+	p := &progress{w: w, step: step, total: int64(max(total, 0)), start: time.Now(), stop: make(chan struct{}), exited: make(chan struct{})}
 	go func() {
 		defer close(p.exited)
 		t := time.NewTicker(250 * time.Millisecond)
@@ -637,7 +634,7 @@ func (p *progress) draw() {
 	elapsed := time.Since(p.start)
 	done := p.done.Load()
 	of := ""
-	if total := p.total.Load(); total > 0 {
+	if total := p.total; total > 0 {
 		of = fmt.Sprintf("/%d", total)
 	}
 	fmt.Fprintf(p.w, "\r\033[K%s: %d%s done, %d failed, %.0f/s, %s", p.step, done, of, p.failed.Load(),
