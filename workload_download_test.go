@@ -424,3 +424,19 @@ func TestDownloadDurationStopsIssuing(t *testing.T) {
 		t.Errorf("%d requests (server %d) in 200ms at 50/s", n, len(emu.Log()))
 	}
 }
+
+// TestDownloadResetConnections: a server that drops every connection is
+// a "reset" transport error once the retries are spent, and every
+// attempt the server saw is counted.
+func TestDownloadResetConnections(t *testing.T) {
+	emu, url := startEmulator(t, emulator.Options{Faults: []emulator.Fault{{Endpoint: "download", Every: 1, Drop: true}}})
+	r, err := runJSON(t, context.Background(), downloadPlan(url, "      max_requests: 1\n      concurrency: 1\n"), downloadFiles)
+	if err == nil {
+		t.Fatal("want the step to fail")
+	}
+	s := r.Steps[0]
+	drops := emu.Counts()[emulator.CountKey{Endpoint: "download", Status: 0}]
+	if s.TransportErrors.Reset != 1 || s.Errors != 1 || s.Retries < downloadRetries || s.Retries+1 != drops {
+		t.Errorf("reset %d, errors %d, retries %d; the server dropped %d connections", s.TransportErrors.Reset, s.Errors, s.Retries, drops)
+	}
+}
