@@ -176,11 +176,11 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	if o.seedSet {
 		plan.Seed = &o.seed
 	}
-	if err := plan.Validate(); err != nil {
-		return err
-	}
 	steps, err := plan.selectSteps(o.only)
 	if err != nil {
+		return err
+	}
+	if err := plan.ValidateSteps(steps, o.only != ""); err != nil {
 		return err
 	}
 	if o.validate {

@@ -304,7 +304,19 @@ func (p *Plan) setDefaults() {
 // Validate reports every problem of the plan at once, each with its field
 // path and line.
 func (p *Plan) Validate() error {
-	v := &validator{plan: p}
+	all := make([]int, len(p.Steps))
+	for i := range all {
+		all[i] = i
+	}
+	return p.ValidateSteps(all, false)
+}
+
+// ValidateSteps is Validate for a run of the given steps only (ascending
+// indexes, as selectSteps returns them): the steps that will not run are
+// not checked, and each step's needs must be met by the steps that run
+// before it. only says the steps were chosen with -only.
+func (p *Plan) ValidateSteps(steps []int, only bool) error {
+	v := &validator{plan: p, steps: steps, only: only}
 	if p.Host == "" {
 		v.add("host", "is required: a URL such as https://symbols.stage.mozaws.net, or embedded")
 	} else {
@@ -325,18 +337,22 @@ func (p *Plan) Validate() error {
 	names := map[string]int{}
 	for i := range p.Steps {
 		s := &p.Steps[i]
-		path := fmt.Sprintf("steps[%d]", i)
 		if j, dup := names[s.Name]; dup && s.Name != "" {
-			v.add(path+".name", "%q is already the name of steps[%d]; step names must be unique", s.Name, j)
+			v.add(fmt.Sprintf("steps[%d].name", i), "%q is already the name of steps[%d]; step names must be unique", s.Name, j)
 		}
 		names[s.Name] = i
+	}
+	for _, i := range steps {
+		s := &p.Steps[i]
+		path := fmt.Sprintf("steps[%d]", i)
 		ws := s.workloads()
 		switch len(ws) {
 		case 0:
 			v.add(path, "a step needs a kind, one of: %s", strings.Join(stepKinds(), ", "))
 		case 1:
-			v.step = i
-			ws[0].validate(v, path+"."+ws[0].kind())
+			path += "." + ws[0].kind()
+			ws[0].validate(v, path)
+			v.checkNeeds(i, path, ws[0])
 		default:
 			kinds := make([]string, len(ws))
 			for j, w := range ws {
@@ -352,22 +368,10 @@ var envName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 
 // validator collects validation problems.
 type validator struct {
-	plan *Plan
-	step int // the index of the step being validated
-	errs []error
-}
-
-// earlier reports whether a step before the one being validated is of
-// the given kind.
-func (v *validator) earlier(kind string) bool {
-	for i := range v.step {
-		for _, w := range v.plan.Steps[i].workloads() {
-			if w.kind() == kind {
-				return true
-			}
-		}
-	}
-	return false
+	plan  *Plan
+	steps []int // the steps that will run
+	only  bool  // steps were chosen with -only
+	errs  []error
 }
 
 func (v *validator) add(path, format string, args ...any) {

@@ -76,7 +76,7 @@ func TestValidateReportsEveryProblem(t *testing.T) {
 		{"step with two kinds", "host: embedded\nsteps:\n  - download: {csv: a.csv}\n    make-stacks: {from: embedded}\n",
 			[]string{"plan.yaml: steps[0]: a step has exactly one kind, this one has download and make-stacks; make them separate steps (line 3)"}},
 		{"symbolicate without stacks", "host: embedded\nsteps:\n  - symbolicate: {api: v3, batch_size: 0}\n",
-			[]string{"plan.yaml: steps[0].symbolicate.stacks_dir: is required", `steps[0].symbolicate.api: must be v4 or v5, got "v3"`,
+			[]string{"plan.yaml: steps[0].symbolicate.stacks_dir: needs stack files from an earlier make-stacks step", `steps[0].symbolicate.api: must be v4 or v5, got "v3"`,
 				"steps[0].symbolicate.batch_size: must be at least 1, got 0"}},
 		{"stacks from an earlier step", "host: embedded\nsteps:\n  - make-stacks: {from: embedded}\n  - symbolicate: {}\n", nil},
 		{"duplicate names", "host: embedded\nsteps:\n  - {name: a, download: {csv: a.csv}}\n  - {name: a, download: {csv: a.csv}}\n",

@@ -46,14 +46,19 @@ func (d *DownloadStep) validate(v *validator, path string) {
 	switch {
 	case d.CSV != "" && d.Uploaded:
 		v.add(path, "give csv or uploaded: true, not both")
-	case d.Uploaded && !v.earlier("upload"):
-		v.add(path+".uploaded", "needs an upload step before this one")
 	case d.CSV == "" && !d.Uploaded:
 		v.add(path+".csv", "is required: a CSV with the header URI,STATUS CODE,PRIVATE,COUNT")
 	}
 	v.atLeast(path+".concurrency", *d.Concurrency, 1)
 	v.atLeast(path+".max_requests", d.MaxRequests, 0)
 	v.nonNegative(path+".rate", d.Rate)
+}
+
+func (d *DownloadStep) needs() []need {
+	if d.Uploaded && d.CSV == "" {
+		return []need{{what: artifactUploaded, field: ".uploaded", hint: "or give a csv instead"}}
+	}
+	return nil
 }
 
 func ptr[T any](v T) *T { return &v }

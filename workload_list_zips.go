@@ -26,6 +26,8 @@ type ListZipsStep struct {
 
 func (l *ListZipsStep) kind() string { return "list-zips" }
 
+func (l *ListZipsStep) needs() []need { return nil }
+
 func (l *ListZipsStep) setDefaults(*Plan) {
 	if l.TaskCluster == "" {
 		l.TaskCluster = "https://firefox-ci-tc.services.mozilla.com"

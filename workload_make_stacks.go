@@ -34,6 +34,8 @@ type MakeStacksStep struct {
 
 func (m *MakeStacksStep) kind() string { return "make-stacks" }
 
+func (m *MakeStacksStep) needs() []need { return nil }
+
 func (m *MakeStacksStep) setDefaults(*Plan) {
 	if m.Count == nil {
 		m.Count = ptr(100)

@@ -53,6 +53,8 @@ type MakeZipsStep struct {
 
 func (m *MakeZipsStep) kind() string { return "make-zips" }
 
+func (m *MakeZipsStep) needs() []need { return nil }
+
 func (m *MakeZipsStep) setDefaults(*Plan) {
 	if m.SaveDir == "" {
 		m.SaveDir = "upload-zips"

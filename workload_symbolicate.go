@@ -50,9 +50,6 @@ func (s *SymbolicateStep) setDefaults(*Plan) {
 }
 
 func (s *SymbolicateStep) validate(v *validator, path string) {
-	if s.StacksDir == "" && !v.earlier("make-stacks") {
-		v.add(path+".stacks_dir", "is required (a folder or glob of stack files), or put a make-stacks step before this one")
-	}
 	if s.API != "v4" && s.API != "v5" {
 		v.add(path+".api", "must be v4 or v5, got %q", s.API)
 	}
@@ -63,6 +60,13 @@ func (s *SymbolicateStep) validate(v *validator, path string) {
 	v.atLeast(path+".limit", s.Limit, 0)
 	v.atLeast(path+".concurrency", *s.Concurrency, 1)
 	v.nonNegative(path+".rate", s.Rate)
+}
+
+func (s *SymbolicateStep) needs() []need {
+	if s.StacksDir == "" {
+		return []need{{what: artifactStacks, field: ".stacks_dir", hint: "or set stacks_dir to a folder or glob of stack files"}}
+	}
+	return nil
 }
 
 // symbolicateRetries is how often a request is retried after a 502, 503,

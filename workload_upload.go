@@ -76,11 +76,6 @@ func (u *UploadStep) validate(v *validator, path string) {
 	switch {
 	case sources > 1:
 		v.add(path, "give one of zips_dir, urls and urls_from")
-	case sources == 0 && !v.earlier("make-zips"):
-		v.add(path+".zips_dir", "is required (or urls, or urls_from, or a make-zips step before this one)")
-	}
-	if u.URLsFrom == "list-zips" && !v.earlier("list-zips") {
-		v.add(path+".urls_from", "list-zips needs a list-zips step before this one")
 	}
 	for i, raw := range u.URLs {
 		if pu, err := url.Parse(raw); err != nil || (pu.Scheme != "http" && pu.Scheme != "https") || pu.Host == "" {
@@ -94,6 +89,16 @@ func (u *UploadStep) validate(v *validator, path string) {
 		v.add(path+".max_size", "must be more than 0")
 	}
 	v.checkWrites(path)
+}
+
+func (u *UploadStep) needs() []need {
+	switch {
+	case u.URLsFrom == "list-zips":
+		return []need{{what: artifactZipURLs, field: ".urls_from"}}
+	case u.ZipsDir == "" && len(u.URLs) == 0 && u.URLsFrom == "":
+		return []need{{what: artifactZips, field: ".zips_dir", hint: "or set zips_dir, urls or urls_from"}}
+	}
+	return nil
 }
 
 // productionHosts are Tecken hosts that upload steps may not write to

@@ -286,7 +286,7 @@ func TestUploadNeedsItsToken(t *testing.T) {
 		{"host: https://symbols.mozilla.org\nauth_token_env: HOME\nsteps:\n  - upload: {zips_dir: x}\n",
 			"steps[0].upload: symbols.mozilla.org is production: writing to it needs allow_production_writes: true"},
 		{"host: http://127.0.0.1:1\nauth_token_env: HOME\nsteps:\n  - upload: {zips_dir: x, urls: [https://a/b.zip]}\n", "give one of zips_dir, urls and urls_from"},
-		{"host: http://127.0.0.1:1\nauth_token_env: HOME\nsteps:\n  - upload: {urls_from: list-zips}\n", "list-zips needs a list-zips step before this one"},
+		{"host: http://127.0.0.1:1\nauth_token_env: HOME\nsteps:\n  - upload: {urls_from: list-zips}\n", "steps[0].upload.urls_from: needs zip URLs from an earlier list-zips step, and none runs before this one"},
 	} {
 		p, err := ParsePlan(strings.NewReader(tt.plan), "plan.yaml")
 		if err == nil {

@@ -28,6 +28,8 @@ type workload interface {
 	setDefaults(p *Plan)
 	// validate reports problems through v; path is like "steps[2].download".
 	validate(v *validator, path string)
+	// needs says what the step takes from earlier steps of the run.
+	needs() []need
 	// run does the step's work and returns its result. A failed request is
 	// part of the result; an error means the step itself failed. run returns
 	// a result even with an error when part of the work was done.

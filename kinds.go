@@ -1,0 +1,124 @@
+package main
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+)
+
+// artifact is something a step leaves for later steps of the same run.
+type artifact string
+
+const (
+	artifactStacks   artifact = "stack files"           // make-stacks: its out_dir
+	artifactZips     artifact = "zips"                  // make-zips: its save_dir
+	artifactZipURLs  artifact = "zip URLs"              // list-zips: zips[].url
+	artifactUploaded artifact = "uploaded symbol files" // upload: the members of the zips sent
+)
+
+// kindSpec describes one step kind: its plan key, the result it reports
+// and what it leaves for later steps. What a step needs from earlier
+// steps depends on its settings, so workloads say it (workload.needs).
+type kindSpec struct {
+	name string
+	// result returns an empty result, for decoding a saved report.
+	result   func() stepResult
+	provides []artifact
+	// requests says whether the kind issues requests and so reports the
+	// shared request metrics.
+	requests bool
+}
+
+// kinds is the registry of step kinds. Plan parsing, validation, the
+// dependency checks and report decoding derive from it; a kind's plan
+// key is also a field of Step (TestKindsMatchStep keeps the two equal).
+var kinds = []kindSpec{
+	{name: "download", result: func() stepResult { return &DownloadResult{} }, requests: true},
+	{name: "make-stacks", result: func() stepResult { return &MakeStacksResult{} }, provides: []artifact{artifactStacks}},
+	{name: "symbolicate", result: func() stepResult { return &SymbolicateResult{} }, requests: true},
+	{name: "list-zips", result: func() stepResult { return &ListZipsResult{} }, provides: []artifact{artifactZipURLs}},
+	{name: "make-zips", result: func() stepResult { return &MakeZipsResult{} }, provides: []artifact{artifactZips}},
+	{name: "upload", result: func() stepResult { return &UploadResult{} }, provides: []artifact{artifactUploaded}, requests: true},
+}
+
+// kindByName returns the registry entry of a kind.
+func kindByName(name string) (kindSpec, bool) {
+	i := slices.IndexFunc(kinds, func(k kindSpec) bool { return k.name == name })
+	if i < 0 {
+		return kindSpec{}, false
+	}
+	return kinds[i], true
+}
+
+// kindNames lists the kinds in registry order.
+func kindNames() []string {
+	names := make([]string, len(kinds))
+	for i, k := range kinds {
+		names[i] = k.name
+	}
+	return names
+}
+
+// need is something a step takes from an earlier step of the run: the
+// field path (relative to the step's kind) that asks for it, and what a
+// user can do instead.
+type need struct {
+	what  artifact
+	field string
+	hint  string
+}
+
+// providers names the kinds that provide a.
+func providers(a artifact) []string {
+	var names []string
+	for _, k := range kinds {
+		if slices.Contains(k.provides, a) {
+			names = append(names, k.name)
+		}
+	}
+	return names
+}
+
+// checkNeeds reports each need of the step at index i that no earlier
+// step among those that will run provides.
+func (v *validator) checkNeeds(i int, path string, w workload) {
+	for _, n := range w.needs() {
+		if v.provided(n.what, i) {
+			continue
+		}
+		msg := fmt.Sprintf("needs %s from an earlier %s step, and none runs before this one", n.what, orList(providers(n.what)))
+		if v.only {
+			msg += " (with -only, include that step)"
+		}
+		if n.hint != "" {
+			msg += "; " + n.hint
+		}
+		v.add(path+n.field, "%s", msg)
+	}
+}
+
+// provided reports whether a step that runs before step i provides a.
+func (v *validator) provided(a artifact, i int) bool {
+	for _, j := range v.steps {
+		if j >= i {
+			break
+		}
+		if ws := v.plan.Steps[j].workloads(); len(ws) == 1 {
+			if k, ok := kindByName(ws[0].kind()); ok && slices.Contains(k.provides, a) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// orList joins names as "a", "a or b", "a, b or c".
+func orList(names []string) string {
+	switch len(names) {
+	case 0:
+		return ""
+	case 1:
+		return names[0]
+	}
+	return fmt.Sprintf("%s or %s", strings.Join(names[:len(names)-1], ", "), names[len(names)-1])
+}
