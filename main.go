@@ -116,7 +116,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, []string, error) {
 	fs.BoolVar(&o.version, "version", false, "print the version and exit")
 	fs.StringVar(&o.cpuprof, "cpuprofile", "", "write a CPU profile of the run to `file` (for go tool pprof)")
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "usage: teckenrun [flags] PLAN.yaml\n       teckenrun emulator [-listen addr]\n\nRuns the steps of a plan against Tecken and reports what happened.\n\nFlags:\n")
+		fmt.Fprintf(stderr, "usage: teckenrun [flags] PLAN.yaml\n       teckenrun report [-format table|json] RESULT.json\n       teckenrun schema report|plan\n       teckenrun emulator [-listen addr]\n\nRuns the steps of a plan against Tecken and reports what happened.\n\nFlags:\n")
 		fs.PrintDefaults()
 		fmt.Fprintf(stderr, "\nExit status: 0 ok, 1 a step failed, 2 usage error or invalid plan, 3 thresholds not met, 130 interrupted.\n")
 	}
@@ -147,8 +147,15 @@ func parseFlags(args []string, stderr io.Writer) (*options, []string, error) {
 // buffers. It returns an error for every non-zero exit; the report of what
 // ran is written to stdout first, also when the run is interrupted.
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer, term terminal) error {
-	if len(args) > 0 && args[0] == "emulator" {
-		return runEmulator(ctx, args[1:], stdout, stderr)
+	if len(args) > 0 {
+		switch args[0] {
+		case "emulator":
+			return runEmulator(ctx, args[1:], stdout, stderr)
+		case "report":
+			return runReportCmd(args[1:], stdout, stderr, term)
+		case "schema":
+			return runSchemaCmd(args[1:], stdout)
+		}
 	}
 	o, positional, err := parseFlags(args, stderr)
 	if err != nil {
@@ -216,9 +223,9 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 // writeReport prints the report in the chosen format and, with -out,
 // writes the JSON to a file (atomically, so a reader never sees half).
 func writeReport(stdout io.Writer, o *options, term terminal, r *Report) error {
-	var report reporter = jsonReport
-	if o.format == "table" || (o.format == "auto" && term.stdout) {
-		report = tableReport
+	report, err := chooseReporter(o.format, term)
+	if err != nil {
+		return err
 	}
 	if err := report(stdout, r); err != nil {
 		return fmt.Errorf("writing the report: %w", err)

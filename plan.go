@@ -2,6 +2,8 @@ package main
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -22,7 +24,7 @@ import (
 // order. See README.md for the reference of every key.
 type Plan struct {
 	Name              string   `yaml:"name"`
-	Host              string   `yaml:"host"`
+	Host              string   `yaml:"host" jsonschema:"required"`
 	SymbolicationHost string   `yaml:"symbolication_host,omitempty"`
 	AuthTokenEnv      string   `yaml:"auth_token_env,omitempty"`
 	UserAgent         string   `yaml:"user_agent"`
@@ -31,11 +33,12 @@ type Plan struct {
 	// AllowProductionWrites lets upload steps write to a production host.
 	AllowProductionWrites bool    `yaml:"allow_production_writes,omitempty"`
 	Seed                  *uint64 `yaml:"seed,omitempty"`
-	Steps                 []Step  `yaml:"steps"`
+	Steps                 []Step  `yaml:"steps" jsonschema:"required"`
 
-	file string     // the name errors are reported against
-	dir  string     // relative paths in steps are resolved against it
-	root *yaml.Node // the parsed document, for line numbers
+	file   string     // the name errors are reported against
+	sha256 string     // of the plan file's bytes, hex
+	dir    string     // relative paths in steps are resolved against it
+	root   *yaml.Node // the parsed document, for line numbers
 }
 
 // Step is one entry of a plan's steps: exactly one kind, and an optional
@@ -138,7 +141,8 @@ func ParsePlan(r io.Reader, name string) (*Plan, error) {
 	if err := yaml.Unmarshal(data, &root); err != nil {
 		return nil, yamlError(name, err)
 	}
-	p.file, p.root, p.dir = name, &root, "."
+	sum := sha256.Sum256(raw)
+	p.file, p.root, p.dir, p.sha256 = name, &root, ".", hex.EncodeToString(sum[:])
 	p.setDefaults()
 	return p, nil
 }

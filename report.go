@@ -4,11 +4,14 @@ import (
 	"bytes"
 	"cmp"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"math"
+	"os"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/olekukonko/tablewriter"
@@ -16,11 +19,23 @@ import (
 	"github.com/olekukonko/tablewriter/tw"
 )
 
+// reportSchemaVersion is the version of the report's JSON layout. It
+// changes when a key is renamed or removed, or changes meaning; new keys
+// do not change it.
+const reportSchemaVersion = 2
+
 // Report is the result of running a plan: what the JSON output holds and
-// what the tables show.
+// what the tables show. A saved report decodes into the same types
+// (DecodeReport), so that it can be printed again, compared and merged.
 type Report struct {
+	// SchemaVersion is the version of this layout (reportSchemaVersion).
+	SchemaVersion int `json:"schema_version"`
+	// Version is the teckenrun version that ran the plan.
+	Version string `json:"version"`
 	// Plan is the plan's name (its file name when the plan has none).
 	Plan string `json:"plan"`
+	// PlanSHA256 is the SHA-256 of the plan file's bytes, in hex.
+	PlanSHA256 string `json:"plan_sha256"`
 	// Host is the base URL the steps talked to.
 	Host string `json:"host"`
 	// Embedded is true when Host is the built-in emulator.
@@ -28,14 +43,15 @@ type Report struct {
 	// OK is true when every step that ran succeeded and nothing was
 	// interrupted.
 	OK bool `json:"ok"`
-	// Interrupted is true when Ctrl-C (SIGINT/SIGTERM) stopped the run.
-	Interrupted bool      `json:"interrupted"`
-	StartedAt   time.Time `json:"started_at"`
-	DurationS   float64   `json:"duration_s"`
+	// Interrupted is true when a signal stopped the run.
+	Interrupted bool `json:"interrupted"`
+	// StartedAt and EndedAt bound the run (UTC).
+	StartedAt time.Time `json:"started_at"`
+	EndedAt   time.Time `json:"ended_at"`
+	DurationS float64   `json:"duration_s"`
 	// Seed is the run's seed: pass it to -seed to repeat the run's choices.
-	Seed    uint64       `json:"seed"`
-	Version string       `json:"version"`
-	Steps   []StepReport `json:"steps"`
+	Seed  uint64       `json:"seed"`
+	Steps []StepReport `json:"steps"`
 }
 
 // StepReport is one step's outcome. In JSON, the kind's own fields follow
@@ -52,15 +68,18 @@ type StepReport struct {
 	result stepResult
 }
 
-// stepResult is a step kind's own report.
+// stepResult is a step kind's own report. Its exported fields are all
+// that its table shows, so that a decoded report prints as the run did.
 type stepResult interface {
 	writeTable(w io.Writer) error
 }
 
+// stepCommon is StepReport without its methods, for encoding.
+type stepCommon StepReport
+
 // MarshalJSON writes the common fields, then the kind's fields.
 func (s StepReport) MarshalJSON() ([]byte, error) {
-	type common StepReport // drops this method
-	head, err := json.Marshal(common(s))
+	head, err := json.Marshal(stepCommon(s))
 	if err != nil || s.result == nil {
 		return head, err
 	}
@@ -72,6 +91,64 @@ func (s StepReport) MarshalJSON() ([]byte, error) {
 		return head, nil
 	}
 	return slices.Concat(head[:len(head)-1], []byte(","), body[1:]), nil
+}
+
+// UnmarshalJSON reads the common fields, then the kind's fields into the
+// result type that the registry gives for the kind.
+func (s *StepReport) UnmarshalJSON(data []byte) error {
+	var c stepCommon
+	if err := json.Unmarshal(data, &c); err != nil {
+		return err
+	}
+	k, ok := kindByName(c.Kind)
+	if !ok {
+		return fmt.Errorf("step %q has an unknown kind %q (known: %s)", c.Name, c.Kind, strings.Join(kindNames(), ", "))
+	}
+	res := k.result()
+	if err := json.Unmarshal(data, res); err != nil {
+		return fmt.Errorf("step %q (%s): %w", c.Name, c.Kind, err)
+	}
+	*s = StepReport(c)
+	s.result = res
+	return nil
+}
+
+// DecodeReport reads a report that teckenrun wrote. name is used in
+// errors.
+func DecodeReport(r io.Reader, name string) (*Report, error) {
+	dec := json.NewDecoder(r)
+	var rep Report
+	if err := dec.Decode(&rep); err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil, fmt.Errorf("%s: empty file, not a teckenrun report", name)
+		}
+		return nil, fmt.Errorf("%s: not a teckenrun report: %w", name, err)
+	}
+	if dec.More() {
+		return nil, fmt.Errorf("%s: more than one JSON document", name)
+	}
+	switch {
+	case rep.SchemaVersion == 0:
+		return nil, fmt.Errorf("%s: no schema_version: not a teckenrun report, or one from before version 2", name)
+	case rep.SchemaVersion > reportSchemaVersion:
+		return nil, fmt.Errorf("%s: schema_version %d is newer than this teckenrun reads (%d); upgrade teckenrun", name, rep.SchemaVersion, reportSchemaVersion)
+	case rep.SchemaVersion < reportSchemaVersion:
+		return nil, fmt.Errorf("%s: schema_version %d is older than this teckenrun reads (%d)", name, rep.SchemaVersion, reportSchemaVersion)
+	}
+	if rep.Steps == nil {
+		rep.Steps = []StepReport{}
+	}
+	return &rep, nil
+}
+
+// loadReport reads the report file at path.
+func loadReport(path string) (*Report, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return DecodeReport(f, path)
 }
 
 // reporter writes a Report in one format.

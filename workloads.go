@@ -76,7 +76,8 @@ func runPlan(ctx context.Context, plan *Plan, steps []int, rs runSettings) (*Rep
 	if plan.Seed != nil {
 		seed = *plan.Seed
 	}
-	report := &Report{Plan: plan.Name, Host: plan.Host, StartedAt: started.UTC(), Seed: seed, Version: version, Steps: []StepReport{}}
+	report := &Report{SchemaVersion: reportSchemaVersion, Version: version, Plan: plan.Name, PlanSHA256: plan.sha256,
+		Host: plan.Host, StartedAt: started.UTC(), Seed: seed, Steps: []StepReport{}}
 	state := &runState{}
 	defer state.cleanup()
 	rc := runContext{state: state, plan: plan, host: strings.TrimSuffix(plan.Host, "/"), symHost: strings.TrimSuffix(plan.SymbolicationHost, "/"),
@@ -129,7 +130,9 @@ func runPlan(ctx context.Context, plan *Plan, steps []int, rs runSettings) (*Rep
 	}
 	report.Interrupted = ctx.Err() != nil
 	report.OK = len(failed) == 0 && !report.Interrupted
-	report.DurationS = time.Since(started).Seconds()
+	ended := time.Now()
+	report.EndedAt = ended.UTC()
+	report.DurationS = ended.Sub(started).Seconds()
 	switch {
 	case report.Interrupted:
 		return report, fmt.Errorf("interrupted; the report shows what finished: %w", context.Canceled)
