@@ -21,7 +21,8 @@ const (
 // steps depends on its settings, so workloads say it (workload.needs).
 type kindSpec struct {
 	name string
-	// result returns an empty result, for decoding a saved report.
+	// result returns an empty result: the report of a step that failed
+	// before it did anything, and what a saved report decodes into.
 	result   func() stepResult
 	provides []artifact
 	// requests says whether the kind issues requests and so reports the
@@ -33,12 +34,12 @@ type kindSpec struct {
 // dependency checks and report decoding derive from it; a kind's plan
 // key is also a field of Step (TestKindsMatchStep keeps the two equal).
 var kinds = []kindSpec{
-	{name: "download", result: func() stepResult { return &DownloadResult{} }, requests: true},
+	{name: "download", result: func() stepResult { r, _ := newDownloadAgg(&queries{}, pace{}).result(); return r }, requests: true},
 	{name: "make-stacks", result: func() stepResult { return &MakeStacksResult{} }, provides: []artifact{artifactStacks}},
-	{name: "symbolicate", result: func() stepResult { return &SymbolicateResult{} }, requests: true},
-	{name: "list-zips", result: func() stepResult { return &ListZipsResult{} }, provides: []artifact{artifactZipURLs}},
-	{name: "make-zips", result: func() stepResult { return &MakeZipsResult{} }, provides: []artifact{artifactZips}},
-	{name: "upload", result: func() stepResult { return &UploadResult{} }, provides: []artifact{artifactUploaded}, requests: true},
+	{name: "symbolicate", result: func() stepResult { r, _ := newSymbolicateAgg(0, nil, pace{}).result(); return r }, requests: true},
+	{name: "list-zips", result: func() stepResult { return newListZipsResult() }, provides: []artifact{artifactZipURLs}},
+	{name: "make-zips", result: func() stepResult { return newMakeZipsResult() }, provides: []artifact{artifactZips}},
+	{name: "upload", result: func() stepResult { return newUploadResult() }, provides: []artifact{artifactUploaded}, requests: true},
 }
 
 // kindByName returns the registry entry of a kind.

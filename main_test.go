@@ -69,68 +69,50 @@ func TestDemoPlanEndToEnd(t *testing.T) {
 	if r["ok"] != true || r["plan"] != "demo" || r["embedded"] != true || !strings.HasPrefix(r["host"].(string), "http://127.0.0.1:") {
 		t.Errorf("report head: %v", r)
 	}
-	steps := r["steps"].([]any)
-	if len(steps) == 0 {
-		t.Fatal("no steps")
+	rep, err := DecodeReport(strings.NewReader(stdout), "stdout")
+	if err != nil {
+		t.Fatal(err)
 	}
-	dl := steps[0].(map[string]any)
-	for _, key := range []string{"kind", "name", "ok", "error", "duration_s", "requests", "errors", "retries",
-		"right_pct", "ignore_hits", "junk_rows", "by_status"} {
-		if _, ok := dl[key]; !ok {
-			t.Errorf("download step lacks %q", key)
-		}
-	}
-	for _, key := range []string{"status", "count", "right_pct", "median_s", "mean_s", "internal_median_s",
-		"internal_mean_s", "p95_s", "p99_s"} {
-		if _, ok := dl["by_status"].([]any)[0].(map[string]any)[key]; !ok {
-			t.Errorf("by_status lacks %q", key)
+	byName := map[string]stepResult{}
+	for _, st := range rep.Steps {
+		byName[st.Name] = st.result
+		if !st.OK {
+			t.Errorf("demo step %s failed: %v", st.Name, *st.Error)
 		}
 	}
 	// The demo data agree with the embedded store: only the row for a
 	// symbol that is gone is wrong.
-	if dl["requests"].(float64) != 58 || dl["junk_rows"].(float64) != 2 || dl["ignore_hits"].(float64) != 3 {
-		t.Errorf("demo download: requests %v, junk %v, ignore hits %v", dl["requests"], dl["junk_rows"], dl["ignore_hits"])
+	dl := byName["download"].(*DownloadResult)
+	if dl.Metrics.Requests != 58 || dl.JunkRows != 2 || dl.IgnoreHits != 3 || dl.Right != 57 {
+		t.Errorf("demo download: requests %v, junk %v, ignore hits %v, right %v", dl.Metrics.Requests, dl.JunkRows, dl.IgnoreHits, dl.Right)
 	}
 	// make-stacks draws 40 files from the embedded store; symbolicate sends
 	// them 3 to a request and every frame in a found module gets a name.
-	byName := map[string]map[string]any{}
-	for _, st := range steps {
-		m := st.(map[string]any)
-		byName[m["name"].(string)] = m
-		if m["ok"] != true {
-			t.Errorf("demo step %s failed: %v", m["name"], m["error"])
-		}
-	}
-	sym := byName["symbolicate"]
-	if sym["requests"].(float64) != 14 || sym["jobs"].(float64) != 40 || sym["symbolicated_pct"].(float64) != 100 ||
-		sym["invalid_responses"].(float64) != 0 || len(sym["debug"].(map[string]any)) == 0 {
-		t.Errorf("demo symbolicate: %v", sym)
-	}
-	for _, key := range []string{"requests", "jobs", "frames", "symbolicated_pct", "sanitized_frames", "invalid_responses",
-		"by_status", "errors_by_message", "debug"} {
-		if _, ok := sym[key]; !ok {
-			t.Errorf("symbolicate step lacks %q", key)
-		}
+	sym := byName["symbolicate"].(*SymbolicateResult)
+	if sym.Metrics.Requests != 14 || sym.Jobs != 40 || sym.SymbolicatedPct == nil || *sym.SymbolicatedPct != 100 ||
+		sym.InvalidResponses != 0 || len(sym.Debug) == 0 {
+		t.Errorf("demo symbolicate: %+v", sym)
 	}
 	// list-zips finds the two current builds of the embedded TaskCluster,
 	// Tecken downloads them, and what make-zips wrote and upload-zips
 	// sent is then found, every file of it.
-	if zips := byName["list-zips"]["zips"].([]any); len(zips) != 2 || byName["upload-urls"]["succeeded"] != 2.0 {
-		t.Errorf("list-zips %v, upload-urls %v", zips, byName["upload-urls"])
+	if zips := byName["list-zips"].(*ListZipsResult).Zips; len(zips) != 2 || byName["upload-urls"].(*UploadResult).Succeeded != 2 {
+		t.Errorf("list-zips %v, upload-urls %+v", zips, byName["upload-urls"])
 	}
-	files := 0.0
-	for _, z := range byName["make-zips"]["zips"].([]any) {
-		files += z.(map[string]any)["files"].(float64)
+	files := 0
+	for _, z := range byName["make-zips"].(*MakeZipsResult).Zips {
+		files += z.Files
 	}
-	if dl := byName["download-uploaded"]; files == 0 || dl["requests"] != files || dl["right_pct"] != 100.0 || byName["upload-zips"]["succeeded"] != 2.0 {
-		t.Errorf("made %v files; download-uploaded %v requests, %v%% right", files, dl["requests"], dl["right_pct"])
+	if dl := byName["download-uploaded"].(*DownloadResult); files == 0 || dl.Metrics.Requests != int64(files) || dl.Right != files ||
+		byName["upload-zips"].(*UploadResult).Succeeded != 2 {
+		t.Errorf("made %v files; download-uploaded %v requests, %v right", files, dl.Metrics.Requests, dl.Right)
 	}
 	// make-zips rebuilds uploads from the demo's UploadedSymbols records out
 	// of the embedded S3; once uploaded, their files are found too.
-	all := byName["download-all-uploaded"]
-	if len(byName["make-zips-from-records"]["zips"].([]any)) != 2 || all["right_pct"] != 100.0 ||
-		all["requests"].(float64) <= byName["download-uploaded"]["requests"].(float64) {
-		t.Errorf("records: %v; download-all-uploaded %v requests, %v%% right", byName["make-zips-from-records"]["zips"], all["requests"], all["right_pct"])
+	all := byName["download-all-uploaded"].(*DownloadResult)
+	if len(byName["make-zips-from-records"].(*MakeZipsResult).Zips) != 2 || int64(all.Right) != all.Metrics.Requests ||
+		all.Metrics.Requests <= byName["download-uploaded"].(*DownloadResult).Metrics.Requests {
+		t.Errorf("records: %+v; download-all-uploaded %v requests, %v right", byName["make-zips-from-records"], all.Metrics.Requests, all.Right)
 	}
 	saved, err := os.ReadFile(out)
 	if err != nil {
@@ -147,8 +129,8 @@ func TestTableOutputOnATerminal(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"plan demo on http://127.0.0.1:", "(embedded emulator): ok", "JOBS DONE          58",
-		"IGNORE HITS        3 (5.2%)", "JUNK ROWS SKIPPED  2", "| STATUS CODE | COUNT |", "| 302 "} {
+	for _, want := range []string{"plan demo on http://127.0.0.1:", "(embedded emulator): ok", "REQUESTS          58 in ",
+		"IGNORE HITS       3 (5.2%)", "CSV ROWS          16 usable, 2 junk rows skipped", "| STATUS | COUNT | P50 ", "| 302 "} {
 		if !strings.Contains(stdout, want) {
 			t.Errorf("table output lacks %q:\n%s", want, stdout)
 		}

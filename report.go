@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/mozilla-services/teckenrun/internal/metrics"
 	"github.com/olekukonko/tablewriter"
 	"github.com/olekukonko/tablewriter/renderer"
 	"github.com/olekukonko/tablewriter/tw"
@@ -258,19 +259,116 @@ func seconds(s float64) string {
 	return strconv.FormatFloat(s, 'f', 3, 64) + "s"
 }
 
-func optSeconds(s *float64) string {
-	if s == nil {
-		return "n/a"
+// pctOf returns 100*n/of, or nil when of is 0: a share of nothing is
+// not known, not 0.
+func pctOf(n, of int64) *float64 {
+	if of == 0 {
+		return nil
 	}
-	return seconds(*s)
+	return ptr(100 * float64(n) / float64(of))
 }
 
-// pct returns 100*n/of, or 0 when of is 0.
-func pct(n, of int) float64 {
-	if of == 0 {
-		return 0
+// optPct formats a share for tables: "95.0%", or "n/a".
+func optPct(p *float64) string {
+	if p == nil {
+		return "n/a"
 	}
-	return 100 * float64(n) / float64(of)
+	return strconv.FormatFloat(*p, 'f', 1, 64) + "%"
+}
+
+// pctString formats 100*n/of for tables.
+func pctString(n, of int64) string { return optPct(pctOf(n, of)) }
+
+// timeUnit is the one unit a table shows its times in.
+type timeUnit struct {
+	name   string  // as shown in headers: "µs", "ms" or "s"
+	scale  float64 // units per second
+	digits int
+}
+
+// unitFor chooses the unit for a table whose largest time is largest
+// seconds: µs below a millisecond, ms below 10 s, else seconds. Every
+// figure of the table then keeps at least two significant digits.
+func unitFor(largest float64) timeUnit {
+	switch {
+	case largest < 1e-3:
+		return timeUnit{"µs", 1e6, 1}
+	case largest < 10:
+		return timeUnit{"ms", 1e3, 2}
+	}
+	return timeUnit{"s", 1, 3}
+}
+
+// format writes seconds in the unit, without the unit's name. A time
+// too small for the unit's decimals keeps two significant digits rather
+// than reading 0.00.
+func (u timeUnit) format(s float64) string {
+	v, d := s*u.scale, u.digits
+	if v > 0 && v < 0.5*math.Pow10(-d) {
+		for v < 0.5*math.Pow10(-d) && d < 9 {
+			d++
+		}
+		d++
+	}
+	return strconv.FormatFloat(v, 'f', d, 64)
+}
+
+// writeRequestFacts writes the facts every request step shows, hey's
+// summary first, then the kind's own facts.
+func writeRequestFacts(w io.Writer, m metrics.Summary, own [][2]string) error {
+	rate := "n/a"
+	if m.RatePerS != nil {
+		rate = strconv.FormatFloat(*m.RatePerS, 'f', 1, 64) + "/s"
+	}
+	facts := [][2]string{{"REQUESTS", fmt.Sprintf("%d in %s at %s, %d without an answer, %d retries", m.Requests, seconds(m.RanForS), rate, m.Errors, m.Retries)}}
+	for _, d := range []struct {
+		label string
+		d     *metrics.DistSummary
+	}{{"RESPONSE TIME", m.ResponseTime}, {"SERVICE TIME", m.ServiceTime}, {"SCHEDULE LAG", m.ScheduleLag}} {
+		if d.d == nil || (d.label == "SERVICE TIME" && m.ScheduleLag == nil) {
+			continue // without a schedule, service time is response time
+		}
+		u := unitFor(d.d.MaxS)
+		facts = append(facts, [2]string{d.label + " " + u.name, fmt.Sprintf("min %s  p50 %s  p90 %s  p95 %s  p99 %s  max %s",
+			u.format(d.d.MinS), u.format(d.d.P50S), u.format(d.d.P90S), u.format(d.d.P95S), u.format(d.d.P99S), u.format(d.d.MaxS))})
+	}
+	if m.Errors > 0 {
+		t := m.TransportErrors
+		facts = append(facts, [2]string{"NO ANSWER", fmt.Sprintf("%d (timeout %d, refused %d, reset %d, other %d)", m.Errors, t.Timeout, t.Refused, t.Reset, t.Other)})
+	}
+	if m.Cancelled > 0 {
+		facts = append(facts, [2]string{"CANCELLED", fmt.Sprintf("%d by the interrupt, in no other count", m.Cancelled)})
+	}
+	return writeFacts(w, append(facts, own...))
+}
+
+// writeStatusTable writes the latency of each status a step received,
+// in one unit.
+func writeStatusTable(w io.Writer, m metrics.Summary) error {
+	var largest float64
+	for _, s := range m.ByStatus {
+		largest = max(largest, s.ResponseTime.MaxS)
+	}
+	u := unitFor(largest)
+	rows := make([][]string, 0, len(m.ByStatus))
+	for _, s := range m.ByStatus {
+		d := s.ResponseTime
+		rows = append(rows, []string{strconv.Itoa(s.Status), strconv.FormatInt(s.Requests, 10), u.format(d.MinS),
+			u.format(d.P50S), u.format(d.P90S), u.format(d.P95S), u.format(d.P99S), u.format(d.MaxS)})
+	}
+	n := " " + u.name
+	return writeTable(w, []string{"STATUS", "COUNT", "MIN" + n, "P50" + n, "P90" + n, "P95" + n, "P99" + n, "MAX" + n}, rows)
+}
+
+// shorten cuts s to at most n characters by replacing its middle with
+// "…", so that tables stay narrow; the JSON keeps the whole text.
+func shorten(s string, n int) string {
+	r := []rune(s)
+	if len(r) <= n || n < 5 {
+		return s
+	}
+	head := (n - 1) / 2
+	return string(r[:head]) + "…" + string(r[len(r)-(n-1-head):])
 }
 
 func sortedKeys[K cmp.Ordered, V any](m map[K]V) []K {

@@ -2,39 +2,68 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
+
+	"github.com/mozilla-services/teckenrun/internal/metrics"
 )
 
-// goldenReport is a report with fixed numbers, one step of each kind that
-// has its own table.
+// t0 is when the golden report's requests start.
+var t0 = time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)
+
+// ex is an exchange sent at t0+at that took took, with the final status
+// (0 with class for no answer) and the attempts made.
+func ex(at, took time.Duration, status int, class string, attempts int) exchange {
+	e := exchange{Sample: metrics.Sample{Sent: t0.Add(at), Done: t0.Add(at + took), Status: status, Class: class, Attempts: attempts}}
+	if status == 0 {
+		e.err = errString("connect: connection refused")
+	}
+	return e
+}
+
+// goldenReport is a report with fixed numbers, one step of every kind.
 func goldenReport() *Report {
-	dl := &DownloadResult{Rows: 16, JunkRows: 2, FastcacheWindow: fastcacheWindow, byStatus: map[int]*statusAgg{}, recent: make([]bool, fastcacheWindow)}
+	dl := newDownloadAgg(&queries{rows: make([]query, 16), junk: 2}, pace{})
 	for _, o := range []downloadOutcome{
-		{exchange: exchange{status: 302, latency: 2 * time.Millisecond, attempts: 1}, expect: 200, debugTime: "0.0012"},
-		{exchange: exchange{status: 302, latency: 4 * time.Millisecond, attempts: 2}, expect: 200, debugTime: "0.02"},
-		{exchange: exchange{status: 404, latency: time.Millisecond, attempts: 1}, expect: 200, debugTime: "0.5"},
-		{exchange: exchange{status: 404, latency: time.Millisecond, attempts: 1}, expect: 404, debugTime: "0"},
-		{exchange: exchange{class: classRefused, attempts: 5, err: errString("connect: connection refused")}, expect: 200},
+		{exchange: ex(0, 2*time.Millisecond, 302, "", 1), expect: 200, debugTime: "0.0012"},
+		{exchange: ex(100*time.Millisecond, 4*time.Millisecond, 302, "", 2), expect: 200, debugTime: "0.02"},
+		{exchange: ex(time.Second, time.Millisecond, 404, "", 1), expect: 200, debugTime: "0.5"},
+		{exchange: ex(1500*time.Millisecond, time.Millisecond, 404, "", 1), expect: 404, debugTime: "0"},
+		{exchange: ex(1900*time.Millisecond, 100*time.Millisecond, 0, classRefused, 5), expect: 200},
 	} {
 		dl.add(o)
 	}
-	dl.finish(2 * time.Second)
-	sym := &SymbolicateResult{Files: 3, Debug: map[string]DebugStat{}, latency: map[int]samples{}, debug: map[string]samples{}, messages: map[errKey]*ErrorMessage{}}
-	sym.add(symOutcome{exchange: exchange{status: 200, latency: 30 * time.Millisecond, attempts: 1}, jobs: 2, frames: 10, knownFrames: 8, symbolicated: 6,
+	dlRes, _ := dl.result()
+	sym := newSymbolicateAgg(3, []SkippedFile{{File: "bad.json", Error: "not a JSON object"}}, pace{})
+	sym.add(symOutcome{exchange: ex(0, 30*time.Millisecond, 200, "", 1), jobs: 2, frames: 10, knownFrames: 8, symbolicated: 6,
 		debugs: []map[string]float64{{"time": 0.5, "downloads.size": 2048, "downloads.time": 0.25, "cache_lookups.count": 2, "cache_lookups.time": 0.01}, {"time": 0.1, "downloads.size": 0, "downloads.time": 0, "cache_lookups.count": 5, "cache_lookups.time": 0.02}}})
-	sym.add(symOutcome{exchange: exchange{status: 400, latency: 5 * time.Millisecond, attempts: 1}, jobs: 1, frames: 3, files: []string{"float.json"}, message: "Frame must be two integers"})
-	sym.finish(time.Second)
+	sym.add(symOutcome{exchange: ex(500*time.Millisecond, 5*time.Millisecond, 400, "", 1), jobs: 1, frames: 3, files: []string{"float.json"}, message: "Frame must be two integers"})
+	symRes, _ := sym.result()
+	up := &uploadAgg{requests: newRequests(pace{}), res: newUploadResult(), state: &runState{}}
+	e1, e2 := ex(0, 500*time.Millisecond, 201, "", 1), ex(600*time.Millisecond, 100*time.Millisecond, 400, "", 1)
+	up.add(UploadRecord{File: "/very/long/path/to/the/zips/folder/of/this/run/a.zip", Bytes: 1 << 20, Status: 201, Attempts: 1, DurationS: 0.5, UploadID: ptr(7), ex: &e1})
+	up.add(UploadRecord{File: "b.zip", Bytes: 2048, Status: 400, Attempts: 1, DurationS: 0.1, Error: ptr("400 File is not a zip file"), ex: &e2})
+	up.add(UploadRecord{skipped: &SkippedUpload{File: "c.zip", Bytes: 3 << 30, Reason: "over max_size 1000mb"}})
+	up.res.Metrics = up.m.Summary()
 	msg := "1 of 2 uploads failed"
-	return &Report{Plan: "golden", Host: "http://127.0.0.1:8000", OK: false, StartedAt: time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC),
-		DurationS: 3.5, Seed: 42, Version: "test", Steps: []StepReport{
-			{Kind: "download", Name: "download", OK: true, DurationS: 2, result: dl},
-			{Kind: "symbolicate", Name: "symbolicate", OK: true, DurationS: 1, result: sym},
-			{Kind: "upload", Name: "upload", OK: false, Error: &msg, DurationS: 0.5, result: &UploadResult{
-				Uploads: []UploadRecord{{File: "a.zip", Bytes: 1 << 20, Status: 201, Attempts: 1, Seconds: 0.5, UploadID: ptr(7)},
-					{File: "b.zip", Bytes: 2048, Status: 400, Attempts: 1, Seconds: 0.1, Error: ptr("400 File is not a zip file")}},
-				Succeeded: 1, Failed: 1, BytesTotal: 1 << 20, SkippedUploads: []SkippedUpload{}}},
+	return &Report{SchemaVersion: reportSchemaVersion, Version: "test", Plan: "golden", PlanSHA256: strings.Repeat("ab", 32),
+		Host: "http://127.0.0.1:8000", OK: false, StartedAt: t0, EndedAt: t0.Add(3500 * time.Millisecond),
+		DurationS: 3.5, Seed: 42, Steps: []StepReport{
+			{Kind: "download", Name: "download", OK: true, DurationS: 2, result: dlRes},
+			{Kind: "make-stacks", Name: "make-stacks", OK: true, DurationS: 0.25, result: &MakeStacksResult{OutDir: "/tmp/stacks", Files: 3, Modules: 2, Frames: 13, UnknownModuleFrames: 1, NoModuleFrames: 1}},
+			{Kind: "symbolicate", Name: "symbolicate", OK: true, DurationS: 1, result: symRes},
+			{Kind: "list-zips", Name: "list-zips", OK: true, DurationS: 0.1, result: &ListZipsResult{
+				Zips:       []ZipURL{{URL: "https://firefox-ci-tc.services.mozilla.com/api/queue/v1/task/abc/artifacts/public/build/target.crashreporter-symbols.zip", Size: 123 << 20}},
+				Namespaces: 2, Expired: 1, Skipped: []SkippedZip{{URL: "https://example.invalid/x.zip", Reason: "over max_size"}}}},
+			{Kind: "make-zips", Name: "make-zips", OK: true, DurationS: 0.2, result: &MakeZipsResult{
+				Zips: []MadeZip{{Path: "/tmp/zips/a.zip", Files: 4, Bytes: 256 << 10}}, FailedFiles: []FailedFile{},
+				ZipBytesPerS: ptr(float64(10 << 20)), SaveDir: "/tmp/zips"}},
+			{Kind: "upload", Name: "upload", OK: false, Error: &msg, DurationS: 0.5, result: up.res},
 		}}
 }
 
@@ -51,19 +80,152 @@ func TestReportGolden(t *testing.T) {
 		if err := tt.render(&got, goldenReport()); err != nil {
 			t.Fatal(err)
 		}
-		if *update {
-			if err := os.WriteFile(tt.golden, got.Bytes(), 0o644); err != nil {
-				t.Fatal(err)
-			}
-			continue
+		checkGolden(t, tt.golden, got.Bytes())
+	}
+}
+
+// checkGolden compares got with the golden file, or writes it with -update.
+func checkGolden(t *testing.T, golden string, got []byte) {
+	t.Helper()
+	if *update {
+		if err := os.WriteFile(golden, got, 0o644); err != nil {
+			t.Fatal(err)
 		}
-		want, err := os.ReadFile(tt.golden)
+		return
+	}
+	want, err := os.ReadFile(golden)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, want) {
+		os.WriteFile(golden+".got", got, 0o644)
+		t.Errorf("%s differs; see %s.got (go test -run %s -update to accept)", golden, golden, t.Name())
+	}
+}
+
+// TestReportRoundTrip: a report decodes into the same types, every kind's
+// result included, and encodes back to the same bytes.
+func TestReportRoundTrip(t *testing.T) {
+	want, err := os.ReadFile("testdata/report.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := DecodeReport(bytes.NewReader(want), "report.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	for _, s := range r.Steps {
+		seen[s.Kind] = true
+	}
+	for _, k := range kinds {
+		if !seen[k.name] {
+			t.Errorf("the golden report has no %s step", k.name)
+		}
+	}
+	var got bytes.Buffer
+	if err := jsonReport(&got, r); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got.Bytes(), want) {
+		t.Errorf("encode(decode(report.json)) differs:\n%s", got.String())
+	}
+}
+
+// TestReportCommandReprintsTheTable: teckenrun report prints a saved
+// report's table byte for byte as the run printed it.
+func TestReportCommandReprintsTheTable(t *testing.T) {
+	for _, tt := range []struct{ format, golden string }{{"table", "testdata/report.txt"}, {"json", "testdata/report.json"}} {
+		stdout, _, err := runArgs(t, terminal{}, "report", "-format", tt.format, "testdata/report.json")
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !bytes.Equal(got.Bytes(), want) {
-			os.WriteFile(tt.golden+".got", got.Bytes(), 0o644)
-			t.Errorf("%s differs; see %s.got (go test -run TestReportGolden -update to accept)", tt.golden, tt.golden)
+		want, _ := os.ReadFile(tt.golden)
+		if stdout != string(want) {
+			t.Errorf("report -format %s differs from %s:\n%s", tt.format, tt.golden, stdout)
+		}
+	}
+}
+
+func TestDecodeReportErrors(t *testing.T) {
+	dir := t.TempDir()
+	for _, tt := range []struct{ name, content, want string }{
+		{"empty", "", "empty file"},
+		{"not json", "plan: x", "not a teckenrun report"},
+		{"old", `{"plan":"x","steps":[]}`, "no schema_version"},
+		{"newer", `{"schema_version":99,"steps":[]}`, "newer than this teckenrun reads"},
+		{"two", `{"schema_version":2,"steps":[]} {}`, "more than one JSON document"},
+		{"kind", `{"schema_version":2,"steps":[{"kind":"fly","name":"x"}]}`, `unknown kind "fly"`},
+		{"histogram", `{"schema_version":2,"steps":[{"kind":"download","name":"d","metrics":{"requests":"x"}}]}`, `step "d" (download)`},
+	} {
+		path := filepath.Join(dir, strings.ReplaceAll(tt.name, " ", "_")+".json")
+		os.WriteFile(path, []byte(tt.content), 0o644)
+		_, _, err := runArgs(t, terminal{}, "report", path)
+		if err == nil || !strings.Contains(err.Error(), tt.want) || !strings.Contains(err.Error(), path) {
+			t.Errorf("%s: %v, want an error naming %s with %q", tt.name, err, path, tt.want)
+		}
+		if code := exitCode(err, &bytes.Buffer{}); code != exitUsage {
+			t.Errorf("%s: exit %d, want %d", tt.name, code, exitUsage)
+		}
+	}
+}
+
+// TestEmptyResultsHaveEveryKey: a step that failed before it started
+// still has its kind's keys, with [] and null, never a missing key.
+func TestEmptyResultsHaveEveryKey(t *testing.T) {
+	full := map[string]map[string]any{}
+	raw, _ := os.ReadFile("testdata/report.json")
+	var golden struct{ Steps []map[string]any }
+	if err := json.Unmarshal(raw, &golden); err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range golden.Steps {
+		full[s["kind"].(string)] = s
+	}
+	for _, k := range kinds {
+		b, err := json.Marshal(StepReport{Kind: k.name, Name: k.name, result: k.result()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got map[string]any
+		json.Unmarshal(b, &got)
+		for key := range full[k.name] {
+			if _, ok := got[key]; !ok {
+				t.Errorf("%s: an empty result lacks %q", k.name, key)
+			}
+		}
+		for key, v := range got {
+			if _, isList := full[k.name][key].([]any); isList && v == nil {
+				t.Errorf("%s: %q is null in an empty result, want []", k.name, key)
+			}
+		}
+	}
+}
+
+// TestTablesAreReadable: the golden tables fit in 100 columns, and no
+// table has two columns with the same header.
+func TestTablesAreReadable(t *testing.T) {
+	raw, err := os.ReadFile("testdata/report.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(string(raw), "\n")
+	for i, line := range lines {
+		if n := utf8.RuneCountInString(line); n > 100 {
+			t.Errorf("line %d is %d columns wide: %s", i+1, n, line)
+		}
+		// A header row sits between the two rules at a table's top.
+		if i == 0 || i+1 >= len(lines) || !strings.HasPrefix(lines[i-1], "+-") || !strings.HasPrefix(lines[i+1], "+-") ||
+			(i >= 2 && strings.HasPrefix(lines[i-2], "|")) {
+			continue
+		}
+		seen := map[string]bool{}
+		for _, h := range strings.Split(strings.Trim(line, "|"), "|") {
+			h = strings.TrimSpace(h)
+			if seen[h] {
+				t.Errorf("line %d: two columns named %q: %s", i+1, h, line)
+			}
+			seen[h] = true
 		}
 	}
 }

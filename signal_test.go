@@ -72,8 +72,8 @@ func TestCtrlCPrintsWhatFinishedAndExits130(t *testing.T) {
 		t.Fatalf("no JSON report after Ctrl-C: %v\n%s", err, stdout.String())
 	}
 	s := r.Steps[0]
-	if !r.Interrupted || r.OK || s.Requests != 1 || s.Cancelled != 1 {
-		t.Errorf("interrupted %v, ok %v, requests %d, cancelled %d", r.Interrupted, r.OK, s.Requests, s.Cancelled)
+	if !r.Interrupted || r.OK || s.Metrics.Requests != 1 || s.Metrics.Cancelled != 1 {
+		t.Errorf("interrupted %v, ok %v, requests %d, cancelled %d", r.Interrupted, r.OK, s.Metrics.Requests, s.Metrics.Cancelled)
 	}
 	if !bytes.Contains(stderr.Bytes(), []byte("teckenrun: interrupted")) {
 		t.Errorf("stderr %q", stderr.String())

@@ -12,7 +12,6 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"strconv"
 	"strings"
 	"time"
 )
@@ -88,8 +87,8 @@ func (d *DownloadStep) run(ctx context.Context, rc *runContext) (stepResult, err
 			return nil, err
 		}
 	}
-	res := newDownloadResult(queries)
 	if len(queries.jobs) == 0 {
+		res, _ := newDownloadAgg(queries, pace{}).result()
 		if d.Uploaded {
 			return res, errors.New("no symbol files were uploaded earlier in this run")
 		}
@@ -115,23 +114,36 @@ func (d *DownloadStep) run(ctx context.Context, rc *runContext) (stepResult, err
 	pol := retryPolicy{retries: downloadRetries, base: 100 * time.Millisecond, cap: 2 * time.Second,
 		timeout: time.Duration(rc.plan.Timeout)}
 
-	ranFor, err := drive(ctx, rc, pace{concurrency: *d.Concurrency, rate: d.Rate, duration: time.Duration(d.Duration), total: total},
-		func(ctx context.Context, i int, intended time.Time) downloadOutcome {
-			q := &queries.rows[queries.jobs[i%len(queries.jobs)]]
-			target := prefix + "/" + queries.path(q)
-			if c, ok := codes[queries.debugKey(q)]; ok {
-				target += "?" + c
-			}
-			return download(ctx, tr, pol, target, rc.plan.UserAgent, int(q.expect), intended)
-		},
-		func(o downloadOutcome) bool {
-			res.add(o)
-			return o.status == 0 && o.class != classCancelled
-		})
-	if ferr := res.finish(ranFor); err == nil {
+	p := pace{concurrency: *d.Concurrency, rate: d.Rate, duration: time.Duration(d.Duration), total: total}
+	agg := newDownloadAgg(queries, p)
+	src := &downloadSource{queries: queries, codes: codes, prefix: prefix, rt: tr, pol: pol, userAgent: rc.plan.UserAgent}
+	err = drive(ctx, rc, p, src, agg)
+	res, ferr := agg.result()
+	if err == nil {
 		err = ferr
 	}
 	return res, err
+}
+
+// downloadSource makes the download jobs: job i is a query of the CSV,
+// cycling through them.
+type downloadSource struct {
+	queries   *queries
+	codes     map[string]string // code_file/code_id query strings by debug key
+	prefix    string
+	rt        http.RoundTripper
+	pol       retryPolicy
+	userAgent string
+}
+
+func (src *downloadSource) job(ctx context.Context, i int, s slot) downloadOutcome {
+	qs := src.queries
+	q := &qs.rows[qs.jobs[i%len(qs.jobs)]]
+	target := src.prefix + "/" + qs.path(q)
+	if c, ok := src.codes[qs.debugKey(q)]; ok {
+		target += "?" + c
+	}
+	return download(ctx, src.rt, src.pol, target, src.userAgent, int(q.expect), s)
 }
 
 // downloadOutcome is what one job did.
@@ -141,7 +153,8 @@ type downloadOutcome struct {
 	debugTime string // "" when the header was absent
 }
 
-func download(ctx context.Context, rt http.RoundTripper, pol retryPolicy, target, userAgent string, expect int, intended time.Time) downloadOutcome {
+func download(ctx context.Context, rt http.RoundTripper, pol retryPolicy, target, userAgent string, expect int, s slot) downloadOutcome {
+	o := downloadOutcome{exchange: start(s), expect: expect}
 	resp, attempts, err := send(ctx, rt, pol, func(ctx context.Context) (*http.Request, error) {
 		req, err := http.NewRequestWithContext(ctx, http.MethodGet, target, nil)
 		if err != nil {
@@ -151,19 +164,13 @@ func download(ctx context.Context, rt http.RoundTripper, pol retryPolicy, target
 		req.Header.Set("User-Agent", userAgent)
 		return req, nil
 	})
-	o := downloadOutcome{expect: expect}
-	o.attempts = attempts
+	status := 0
 	if err == nil {
 		_, err = io.Copy(io.Discard, resp.Body)
 		resp.Body.Close()
-		if err == nil {
-			o.status, o.debugTime = resp.StatusCode, resp.Header.Get("Debug-Time")
-		}
+		status, o.debugTime = resp.StatusCode, resp.Header.Get("Debug-Time")
 	}
-	o.latency = time.Since(intended)
-	if err != nil {
-		o.class, o.err = errorClass(err), err
-	}
+	o.end(status, attempts, err)
 	return o
 }
 
@@ -426,147 +433,4 @@ func loadMissing(path string) (map[string]string, error) {
 		}
 		codes[rec[0]+"/"+rec[1]] = url.Values{"code_file": {rec[2]}, "code_id": {rec[3]}}.Encode()
 	}
-}
-
-// DownloadResult is the report of a download step.
-type DownloadResult struct {
-	requestTotals
-	// RightPct is the share of Requests whose status matched the CSV's.
-	RightPct float64 `json:"right_pct"`
-	// IgnoreHits is the number of responses with "Debug-Time: 0": names
-	// Tecken ignores without looking them up.
-	IgnoreHits    int     `json:"ignore_hits"`
-	IgnoreHitsPct float64 `json:"ignore_hits_pct"`
-	// FastcachePct is the share of the last FastcacheWindow looked-up
-	// responses whose Debug-Time was under 10 ms; null without any.
-	FastcachePct    *float64 `json:"fastcache_pct"`
-	FastcacheWindow int      `json:"fastcache_window"`
-	// Rows and JunkRows count the CSV's usable and skipped rows.
-	Rows     int `json:"rows"`
-	JunkRows int `json:"junk_rows"`
-	// ByStatus has one entry per HTTP status received, ascending.
-	ByStatus []DownloadStatus `json:"by_status"`
-
-	byStatus map[int]*statusAgg
-	right    int
-	recent   []bool // ring of the last fastcacheWindow lookups: fast or not
-	recentN  int
-}
-
-// DownloadStatus summarises the responses with one status. Times are in
-// seconds; internal times are Tecken's Debug-Time, excluding absent and
-// zero values, and null when there are none.
-type DownloadStatus struct {
-	Status          int      `json:"status"`
-	Count           int      `json:"count"`
-	RightPct        float64  `json:"right_pct"`
-	MedianS         float64  `json:"median_s"`
-	MeanS           float64  `json:"mean_s"`
-	InternalMedianS *float64 `json:"internal_median_s"`
-	InternalMeanS   *float64 `json:"internal_mean_s"`
-	P95S            float64  `json:"p95_s"`
-	P99S            float64  `json:"p99_s"`
-}
-
-type statusAgg struct {
-	right    int
-	latency  samples
-	internal samples
-}
-
-func newDownloadResult(q *queries) *DownloadResult {
-	return &DownloadResult{
-		Rows: len(q.rows), JunkRows: q.junk, FastcacheWindow: fastcacheWindow,
-		byStatus: map[int]*statusAgg{}, recent: make([]bool, fastcacheWindow),
-	}
-}
-
-// add counts one outcome; only the collector goroutine calls it.
-func (r *DownloadResult) add(o downloadOutcome) {
-	if !r.count(o.exchange) {
-		return
-	}
-	agg := r.byStatus[o.status]
-	if agg == nil {
-		agg = &statusAgg{}
-		r.byStatus[o.status] = agg
-	}
-	if rightAnswer(o.expect, o.status) {
-		agg.right++
-		r.right++
-	}
-	agg.latency = append(agg.latency, o.latency.Seconds())
-	if o.debugTime == "0" {
-		r.IgnoreHits++
-		return
-	}
-	if dt, err := strconv.ParseFloat(o.debugTime, 64); err == nil && dt > 0 {
-		agg.internal = append(agg.internal, dt)
-		r.recent[r.recentN%fastcacheWindow] = dt < fastcacheLimit
-		r.recentN++
-	}
-}
-
-// finish computes the summary once, after the last add.
-func (r *DownloadResult) finish(ranFor time.Duration) error {
-	err := r.requestTotals.finish(ranFor)
-	r.RightPct = pct(r.right, r.Requests)
-	r.IgnoreHitsPct = pct(r.IgnoreHits, r.Requests)
-	if n := min(r.recentN, fastcacheWindow); n > 0 {
-		fast := 0
-		for _, f := range r.recent[:n] {
-			if f {
-				fast++
-			}
-		}
-		r.FastcachePct = ptr(pct(fast, n))
-	}
-	r.ByStatus = r.ByStatus[:0]
-	for _, status := range sortedKeys(r.byStatus) {
-		agg := r.byStatus[status]
-		lat := agg.latency.summarize()
-		s := DownloadStatus{Status: status, Count: len(agg.latency), RightPct: pct(agg.right, len(agg.latency)),
-			MedianS: lat.median, MeanS: lat.mean, P95S: lat.p95, P99S: lat.p99}
-		if len(agg.internal) > 0 {
-			in := agg.internal.summarize()
-			s.InternalMedianS, s.InternalMeanS = ptr(in.median), ptr(in.mean)
-		}
-		r.ByStatus = append(r.ByStatus, s)
-	}
-	return err
-}
-
-func (r *DownloadResult) writeTable(w io.Writer) error {
-	fast := "n/a"
-	if r.FastcachePct != nil {
-		fast = fmt.Sprintf("%.1f%% (last %d)", *r.FastcachePct, min(r.recentN, fastcacheWindow))
-	}
-	if err := writeFacts(w, [][2]string{
-		{"JOBS DONE", strconv.Itoa(r.Requests)},
-		{"IGNORE HITS", fmt.Sprintf("%d (%.1f%%)", r.IgnoreHits, r.IgnoreHitsPct)},
-		{"RAN FOR", seconds(r.RanForS)},
-		{"AVERAGE RATE", fmt.Sprintf("%.1f requests/s", r.RatePerS)},
-		{"FASTCACHE", fast},
-		{"RIGHT", fmt.Sprintf("%.1f%%", r.RightPct)},
-		{"RETRIES", strconv.Itoa(r.Retries)},
-		{"JUNK ROWS SKIPPED", strconv.Itoa(r.JunkRows)},
-		{"TRANSPORT ERRORS", r.TransportErrors.String(r.Errors)},
-	}); err != nil {
-		return err
-	}
-	if r.Cancelled > 0 {
-		if _, err := fmt.Fprintf(w, "%d requests were cancelled by the interrupt and are not counted.\n", r.Cancelled); err != nil {
-			return err
-		}
-	}
-	rows := make([][]string, 0, len(r.ByStatus)+1)
-	for _, s := range r.ByStatus {
-		rows = append(rows, []string{strconv.Itoa(s.Status), strconv.Itoa(s.Count), seconds(s.MedianS),
-			optSeconds(s.InternalMedianS), seconds(s.MeanS), optSeconds(s.InternalMeanS),
-			seconds(s.P95S), seconds(s.P99S), fmt.Sprintf("%.1f%%", s.RightPct)})
-	}
-	if r.Errors > 0 {
-		rows = append(rows, []string{"transport errors", strconv.Itoa(r.Errors), "", "", "", "", "", "", "0.0%"})
-	}
-	return writeTable(w, []string{"STATUS CODE", "COUNT", "MEDIAN", "(INTERNAL)", "AVERAGE", "(INTERNAL)", "P95", "P99", "% RIGHT"}, rows)
 }

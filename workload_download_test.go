@@ -91,8 +91,8 @@ func TestDownloadCountsMatchTheServer(t *testing.T) {
 	}
 	s := r.Steps[0]
 	// 5+3+2+4+2+1+2+1 usable jobs; the HEAD line and /too/short are junk.
-	if s.Requests != 20 || s.Errors != 0 || s.Retries != 0 || s.JunkRows != 2 || s.Rows != 8 {
-		t.Fatalf("requests %d, errors %d, retries %d, junk %d, rows %d", s.Requests, s.Errors, s.Retries, s.JunkRows, s.Rows)
+	if s.Metrics.Requests != 20 || s.Metrics.Errors != 0 || s.Metrics.Retries != 0 || s.JunkRows != 2 || s.Rows != 8 {
+		t.Fatalf("requests %d, errors %d, retries %d, junk %d, rows %d", s.Metrics.Requests, s.Metrics.Errors, s.Metrics.Retries, s.JunkRows, s.Rows)
 	}
 	counts := emu.Counts()
 	total := 0
@@ -102,8 +102,8 @@ func TestDownloadCountsMatchTheServer(t *testing.T) {
 		}
 		total += bs.Count
 	}
-	if served := len(emu.Log()); served != total || total != s.Requests {
-		t.Errorf("server saw %d requests, report has %d (requests %d)", served, total, s.Requests)
+	if served := len(emu.Log()); served != total || int64(total) != s.Metrics.Requests {
+		t.Errorf("server saw %d requests, report has %d (requests %d)", served, total, s.Metrics.Requests)
 	}
 	// Ignore hits are the server's "Debug-Time: 0" answers.
 	zero := 0
@@ -117,17 +117,17 @@ func TestDownloadCountsMatchTheServer(t *testing.T) {
 	}
 	// Wrong: gone.pdb (S3 200, Tecken 404: 1 job) and libxul.so (S3 404,
 	// now stored: 2 jobs).
-	if want := 100 * 17.0 / 20; s.RightPct != want {
-		t.Errorf("right_pct %v, want %v", s.RightPct, want)
+	if want := 100 * 17.0 / 20; s.RightPct == nil || *s.RightPct != want || s.Right != 17 {
+		t.Errorf("right %d, right_pct %v, want 17, %v", s.Right, s.RightPct, want)
 	}
 	for _, bs := range s.ByStatus {
 		switch bs.Status {
 		case 302:
-			if bs.Count != 10 || bs.RightPct != 80 || bs.InternalMedianS == nil {
+			if bs.Count != 10 || bs.Right != 8 || bs.Internal == nil {
 				t.Errorf("302 row %+v", bs)
 			}
 		case 404:
-			if bs.Count != 10 || bs.RightPct != 90 {
+			if bs.Count != 10 || bs.Right != 9 {
 				t.Errorf("404 row %+v", bs)
 			}
 		default:
@@ -181,8 +181,8 @@ func TestDownloadMaxRequestsIsExact(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got := len(emu.Log()); got != n || r.Steps[0].Requests != n {
-			t.Errorf("max_requests %d: server saw %d, report says %d", n, got, r.Steps[0].Requests)
+		if got := len(emu.Log()); got != n || r.Steps[0].Metrics.Requests != int64(n) {
+			t.Errorf("max_requests %d: server saw %d, report says %d", n, got, r.Steps[0].Metrics.Requests)
 		}
 	}
 }
@@ -218,13 +218,13 @@ func TestDownloadCountsInjectedFaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	s := r.Steps[0]
-	if !s.OK || s.Requests != 20 || s.Errors != 0 {
-		t.Fatalf("ok %v, requests %d, errors %d", s.OK, s.Requests, s.Errors)
+	if !s.OK || s.Metrics.Requests != 20 || s.Metrics.Errors != 0 {
+		t.Fatalf("ok %v, requests %d, errors %d", s.OK, s.Metrics.Requests, s.Metrics.Errors)
 	}
 	counts := emu.Counts()
 	drops := counts[emulator.CountKey{Endpoint: "download", Status: 0}]
-	if drops == 0 || s.Retries != drops {
-		t.Errorf("retries %d, server dropped %d connections", s.Retries, drops)
+	if drops == 0 || s.Metrics.Retries != int64(drops) {
+		t.Errorf("retries %d, server dropped %d connections", s.Metrics.Retries, drops)
 	}
 	var got502 int
 	for _, bs := range s.ByStatus {
@@ -233,7 +233,7 @@ func TestDownloadCountsInjectedFaults(t *testing.T) {
 		}
 		if bs.Status == 502 {
 			got502 = bs.Count
-			if bs.RightPct != 0 {
+			if bs.Right != 0 {
 				t.Errorf("a 502 counted as right")
 			}
 		}
@@ -256,8 +256,8 @@ func TestDownloadTransportErrors(t *testing.T) {
 	if s.OK || s.Error == nil || !strings.Contains(*s.Error, "all 2 requests failed") {
 		t.Errorf("step ok %v, error %v", s.OK, s.Error)
 	}
-	if s.Errors != 2 || s.TransportErrors.Refused != 2 || s.Retries != 2*downloadRetries {
-		t.Errorf("errors %d, refused %d, retries %d", s.Errors, s.TransportErrors.Refused, s.Retries)
+	if s.Metrics.Errors != 2 || s.Metrics.TransportErrors.Refused != 2 || s.Metrics.Retries != 2*downloadRetries {
+		t.Errorf("errors %d, refused %d, retries %d", s.Metrics.Errors, s.Metrics.TransportErrors.Refused, s.Metrics.Retries)
 	}
 }
 
@@ -271,8 +271,8 @@ func TestDownloadTimeout(t *testing.T) {
 		t.Fatal("want the step to fail")
 	}
 	s := r.Steps[0]
-	if s.TransportErrors.Timeout != 1 || s.Retries != downloadRetries {
-		t.Errorf("timeouts %d, retries %d", s.TransportErrors.Timeout, s.Retries)
+	if s.Metrics.TransportErrors.Timeout != 1 || s.Metrics.Retries != downloadRetries {
+		t.Errorf("timeouts %d, retries %d", s.Metrics.TransportErrors.Timeout, s.Metrics.Retries)
 	}
 	ts.Close() // waits for the stalled handlers, which record when the client has gone
 	if n := len(emu.Log()); n != 1+downloadRetries {
@@ -300,8 +300,8 @@ func TestDownloadInterrupted(t *testing.T) {
 		t.Errorf("interrupted %v, ok %v", r.Interrupted, r.OK)
 	}
 	s := r.Steps[0]
-	if got := len(emu.Log()); s.Requests != got || got < 10 || got > 100 {
-		t.Errorf("report counts %d requests (cancelled %d), server answered %d", s.Requests, s.Cancelled, got)
+	if got := len(emu.Log()); s.Metrics.Requests != int64(got) || got < 10 || got > 100 {
+		t.Errorf("report counts %d requests (cancelled %d), server answered %d", s.Metrics.Requests, s.Metrics.Cancelled, got)
 	}
 }
 
@@ -405,8 +405,8 @@ func TestDownloadRateMeasuresFromTheSchedule(t *testing.T) {
 		t.Fatal(err)
 	}
 	var worst float64
-	for _, bs := range r.Steps[0].ByStatus {
-		worst = max(worst, bs.P99S)
+	for _, bs := range r.Steps[0].Metrics.ByStatus {
+		worst = max(worst, bs.ResponseTime.P99S)
 	}
 	if worst < 0.15 {
 		t.Errorf("worst latency %.3fs; measured from the schedule it is at least 0.18s", worst)
@@ -420,7 +420,7 @@ func TestDownloadDurationStopsIssuing(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Slots at 0, 20, …, 180 ms fall inside 200 ms, and only those.
-	if n := r.Steps[0].Requests; n != 10 || n != len(emu.Log()) {
+	if n := r.Steps[0].Metrics.Requests; n != 10 || n != int64(len(emu.Log())) {
 		t.Errorf("%d requests (server %d) in 200ms at 50/s", n, len(emu.Log()))
 	}
 }
@@ -436,7 +436,7 @@ func TestDownloadResetConnections(t *testing.T) {
 	}
 	s := r.Steps[0]
 	drops := emu.Counts()[emulator.CountKey{Endpoint: "download", Status: 0}]
-	if s.TransportErrors.Reset != 1 || s.Errors != 1 || s.Retries < downloadRetries || s.Retries+1 != drops {
-		t.Errorf("reset %d, errors %d, retries %d; the server dropped %d connections", s.TransportErrors.Reset, s.Errors, s.Retries, drops)
+	if s.Metrics.TransportErrors.Reset != 1 || s.Metrics.Errors != 1 || s.Metrics.Retries < downloadRetries || s.Metrics.Retries+1 != int64(drops) {
+		t.Errorf("reset %d, errors %d, retries %d; the server dropped %d connections", s.Metrics.TransportErrors.Reset, s.Metrics.Errors, s.Metrics.Retries, drops)
 	}
 }

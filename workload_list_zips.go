@@ -64,6 +64,10 @@ type ListZipsResult struct {
 	Skipped    []SkippedZip `json:"skipped"`
 }
 
+func newListZipsResult() *ListZipsResult {
+	return &ListZipsResult{Zips: []ZipURL{}, Skipped: []SkippedZip{}}
+}
+
 // ZipURL is a symbols zip on TaskCluster and its size in bytes.
 type ZipURL struct {
 	URL  string `json:"url"`
@@ -79,13 +83,13 @@ type SkippedZip struct {
 func (r *ListZipsResult) writeTable(w io.Writer) error {
 	rows := make([][]string, 0, len(r.Zips))
 	for _, z := range r.Zips {
-		rows = append(rows, []string{humanSize(float64(z.Size)), z.URL})
+		rows = append(rows, []string{humanSize(float64(z.Size)), shorten(z.URL, 84)})
 	}
 	if err := writeTable(w, []string{"SIZE", "URL"}, rows, 1); err != nil {
 		return err
 	}
 	for _, s := range r.Skipped {
-		if _, err := fmt.Fprintf(w, "skipped %s: %s\n", s.URL, s.Reason); err != nil {
+		if _, err := fmt.Fprintf(w, "skipped %s: %s\n", shorten(s.URL, 60), s.Reason); err != nil {
 			return err
 		}
 	}
@@ -107,7 +111,7 @@ func (l *ListZipsStep) list(ctx context.Context, rc *runContext) (*ListZipsResul
 	if root == "embedded" {
 		root = rc.embedded
 	}
-	res := &ListZipsResult{Zips: []ZipURL{}, Skipped: []SkippedZip{}}
+	res := newListZipsResult()
 	tc := &taskCluster{rt: newTransport(1), root: root, userAgent: rc.plan.UserAgent, pageSize: *l.PageSize,
 		pol: retryPolicy{retries: 3, base: time.Second, cap: 10 * time.Second, statuses: []int{429, 500, 502, 503, 504},
 			timeout: time.Duration(rc.plan.Timeout)}}

@@ -112,17 +112,23 @@ func (m *MakeZipsStep) validate(v *validator, path string) {
 type MakeZipsResult struct {
 	Zips        []MadeZip    `json:"zips"`
 	FailedFiles []FailedFile `json:"failed_files"`
-	// DownloadedBytes, SumSeconds and WallSeconds describe the downloads
-	// of uploaded-symbols: the sum of per-file times against wall time.
-	DownloadedBytes   int64    `json:"downloaded_bytes"`
-	SumSeconds        float64  `json:"sum_seconds"`
-	WallSeconds       float64  `json:"wall_seconds"`
-	SumBytesPerS      *float64 `json:"sum_bytes_per_s"`
-	WallBytesPerS     *float64 `json:"wall_bytes_per_s"`
-	ZipBytesPerS      *float64 `json:"zip_bytes_per_s"`
-	SaveDir           string   `json:"save_dir"`
-	CandidateRecords  int      `json:"candidate_records,omitempty"`
-	SkippedAsTooLarge int      `json:"skipped_too_large,omitempty"`
+	// DownloadedBytes, SumS and WallS describe the downloads of
+	// uploaded-symbols: the sum of per-file times against wall time.
+	DownloadedBytes int64    `json:"downloaded_bytes"`
+	SumS            float64  `json:"sum_s"`
+	WallS           float64  `json:"wall_s"`
+	SumBytesPerS    *float64 `json:"sum_bytes_per_s"`
+	WallBytesPerS   *float64 `json:"wall_bytes_per_s"`
+	ZipBytesPerS    *float64 `json:"zip_bytes_per_s"`
+	SaveDir         string   `json:"save_dir"`
+	// CandidateRecords and SkippedAsTooLarge count the uploaded-symbols
+	// records read and those skipped for max_size (0 for synthetic zips).
+	CandidateRecords  int `json:"candidate_records"`
+	SkippedAsTooLarge int `json:"skipped_too_large"`
+}
+
+func newMakeZipsResult() *MakeZipsResult {
+	return &MakeZipsResult{Zips: []MadeZip{}, FailedFiles: []FailedFile{}}
 }
 
 // MadeZip is one zip written.
@@ -142,7 +148,7 @@ type FailedFile struct {
 func (r *MakeZipsResult) writeTable(w io.Writer) error {
 	var rows [][]string
 	for _, z := range r.Zips {
-		rows = append(rows, []string{z.Path, strconv.Itoa(z.Files), humanSize(float64(z.Bytes))})
+		rows = append(rows, []string{shorten(z.Path, 70), strconv.Itoa(z.Files), humanSize(float64(z.Bytes))})
 	}
 	if err := writeTable(w, []string{"ZIP", "FILES", "SIZE"}, rows); err != nil {
 		return err
@@ -157,8 +163,8 @@ func (r *MakeZipsResult) writeTable(w io.Writer) error {
 	if r.DownloadedBytes > 0 {
 		facts = append(facts,
 			[2]string{"DOWNLOADED", humanSize(float64(r.DownloadedBytes))},
-			[2]string{"SUM OF TIMES", fmt.Sprintf("%.3fs (%s)", r.SumSeconds, speed(r.SumBytesPerS))},
-			[2]string{"WALL CLOCK", fmt.Sprintf("%.3fs (%s)", r.WallSeconds, speed(r.WallBytesPerS))})
+			[2]string{"SUM OF TIMES", fmt.Sprintf("%.3fs (%s)", r.SumS, speed(r.SumBytesPerS))},
+			[2]string{"WALL CLOCK", fmt.Sprintf("%.3fs (%s)", r.WallS, speed(r.WallBytesPerS))})
 	}
 	if len(r.FailedFiles) > 0 {
 		facts = append(facts, [2]string{"FAILED FILES", fmt.Sprintf("%d, e.g. %s: %s", len(r.FailedFiles), r.FailedFiles[0].Key, r.FailedFiles[0].Error)})
@@ -167,7 +173,7 @@ func (r *MakeZipsResult) writeTable(w io.Writer) error {
 }
 
 func (m *MakeZipsStep) run(ctx context.Context, rc *runContext) (stepResult, error) {
-	res := &MakeZipsResult{Zips: []MadeZip{}, FailedFiles: []FailedFile{}}
+	res := newMakeZipsResult()
 	dir := rc.plan.resolve(m.SaveDir)
 	var err error
 	if m.SaveDir == "temp" {
@@ -187,19 +193,19 @@ func (m *MakeZipsStep) run(ctx context.Context, rc *runContext) (stepResult, err
 	} else {
 		err = m.fromUploads(ctx, rc, dir, rng, res)
 	}
-	res.WallSeconds = time.Since(start).Seconds()
+	res.WallS = time.Since(start).Seconds()
 	var written int64
 	for _, z := range res.Zips {
 		written += z.Bytes
 	}
-	if res.WallSeconds > 0 && written > 0 {
-		res.ZipBytesPerS = ptr(float64(written) / res.WallSeconds)
+	if res.WallS > 0 && written > 0 {
+		res.ZipBytesPerS = ptr(float64(written) / res.WallS)
 		if res.DownloadedBytes > 0 {
-			res.WallBytesPerS = ptr(float64(res.DownloadedBytes) / res.WallSeconds)
+			res.WallBytesPerS = ptr(float64(res.DownloadedBytes) / res.WallS)
 		}
 	}
-	if res.SumSeconds > 0 {
-		res.SumBytesPerS = ptr(float64(res.DownloadedBytes) / res.SumSeconds)
+	if res.SumS > 0 {
+		res.SumBytesPerS = ptr(float64(res.DownloadedBytes) / res.SumS)
 	}
 	rc.state.zipsDir = dir
 	return res, err
@@ -521,7 +527,7 @@ func (m *MakeZipsStep) zipUpload(ctx context.Context, rc *runContext, f fetcher,
 			}
 			defer os.Remove(ff.path)
 			res.DownloadedBytes += ff.bytes
-			res.SumSeconds += ff.seconds
+			res.SumS += ff.seconds
 			if writeErr == nil {
 				writeErr = copyIntoZip(zw, ff.name, ff.path)
 				files++
@@ -529,7 +535,7 @@ func (m *MakeZipsStep) zipUpload(ctx context.Context, rc *runContext, f fetcher,
 		})
 		work, cancel := graceContext(ctx, 0)
 		defer cancel()
-		err := issue(ctx, work, pace{concurrency: *m.Concurrency, total: len(keys)}, func(ctx context.Context, i int, _ time.Time) error {
+		err := issue(ctx, work, pace{concurrency: *m.Concurrency, total: len(keys)}, func(ctx context.Context, i int, _ slot) error {
 			ff := fetchToFile(ctx, f, keys[i], tmp, i)
 			if ff.err != nil && m.Strict && errors.Is(ff.err, errNotFound) {
 				return fmt.Errorf("%s: %w (strict)", keys[i], ff.err)

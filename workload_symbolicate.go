@@ -84,16 +84,11 @@ func (s *SymbolicateStep) run(ctx context.Context, rc *runContext) (stepResult, 
 		}
 	}
 	files, skipped, err := loadStackFiles(dir, s.Sanitize)
-	res := &SymbolicateResult{Files: len(files), SkippedFiles: skipped, Debug: map[string]DebugStat{},
-		ByStatus: []SymbolicateStatus{}, ErrorsByMessage: []ErrorMessage{},
-		latency: map[int]samples{}, debug: map[string]samples{}, messages: map[errKey]*ErrorMessage{}}
-	for _, f := range files {
-		res.SanitizedFrames += f.sanitized
-	}
 	if err != nil {
-		return res, err
+		return nil, err
 	}
 	if len(files) == 0 {
+		res, _ := newSymbolicateAgg(0, skipped, pace{}).result()
 		return res, fmt.Errorf("%s: no usable stack files (%d skipped)", dir, len(skipped))
 	}
 	seed := rc.stepSeed(s.Seed, rc.stepIndex)
@@ -114,28 +109,46 @@ func (s *SymbolicateStep) run(ctx context.Context, rc *runContext) (stepResult, 
 	defer tr.CloseIdleConnections()
 	pol := retryPolicy{retries: symbolicateRetries, base: 200 * time.Millisecond, cap: 5 * time.Second,
 		statuses: []int{502, 503, 504}, timeout: time.Duration(rc.plan.Timeout)}
-	ranFor, err := drive(ctx, rc, pace{concurrency: *s.Concurrency, rate: s.Rate, duration: time.Duration(s.Duration), total: total},
-		func(ctx context.Context, r int, intended time.Time) symOutcome {
-			// Request r takes the next batch_size files, cycling; sent once
-			// each (no limit or duration), the last batch may be partial.
-			n := size
-			if total == batches && s.Limit == 0 && r == batches-1 {
-				n = len(files) - r*size
-			}
-			batch := make([]*stackFile, n)
-			for k := range batch {
-				batch[k] = files[(r*size+k)%len(files)]
-			}
-			return symbolicate(ctx, tr, pol, endpoint, rc.plan.UserAgent, s.API == "v5", batch, intended)
-		},
-		func(o symOutcome) bool {
-			res.add(o)
-			return o.status != http.StatusOK && o.class != classCancelled
-		})
-	if ferr := res.finish(ranFor); err == nil {
+	p := pace{concurrency: *s.Concurrency, rate: s.Rate, duration: time.Duration(s.Duration), total: total}
+	agg := newSymbolicateAgg(len(files), skipped, p)
+	for _, f := range files {
+		agg.res.SanitizedFrames += f.sanitized
+	}
+	src := &symbolicateSource{files: files, size: size, partialLast: total == batches && s.Limit == 0,
+		endpoint: endpoint, v5: s.API == "v5", rt: tr, pol: pol, userAgent: rc.plan.UserAgent}
+	err = drive(ctx, rc, p, src, agg)
+	res, ferr := agg.result()
+	if err == nil {
 		err = ferr
 	}
 	return res, err
+}
+
+// symbolicateSource makes the symbolicate jobs: request r takes the next
+// batch_size files, cycling.
+type symbolicateSource struct {
+	files []*stackFile
+	size  int
+	// partialLast: every file is sent once (no limit or duration), so the
+	// last batch may be partial.
+	partialLast bool
+	endpoint    string
+	v5          bool
+	rt          http.RoundTripper
+	pol         retryPolicy
+	userAgent   string
+}
+
+func (src *symbolicateSource) job(ctx context.Context, r int, s slot) symOutcome {
+	n := src.size
+	if batches := (len(src.files) + n - 1) / n; src.partialLast && r == batches-1 {
+		n = len(src.files) - r*src.size
+	}
+	batch := make([]*stackFile, n)
+	for k := range batch {
+		batch[k] = src.files[(r*src.size+k)%len(src.files)]
+	}
+	return symbolicate(ctx, src.rt, src.pol, src.endpoint, src.userAgent, src.v5, batch, s)
 }
 
 // stackFile is one loaded v4 body.
@@ -296,9 +309,9 @@ type symOutcome struct {
 	knownFrames, symbolicated int
 }
 
-func symbolicate(ctx context.Context, rt http.RoundTripper, pol retryPolicy, endpoint, userAgent string, v5 bool, batch []*stackFile, intended time.Time) symOutcome {
+func symbolicate(ctx context.Context, rt http.RoundTripper, pol retryPolicy, endpoint, userAgent string, v5 bool, batch []*stackFile, s slot) symOutcome {
 	body := requestBody(v5, batch)
-	o := symOutcome{jobs: len(batch)}
+	o := symOutcome{exchange: start(s), jobs: len(batch)}
 	for _, f := range batch {
 		o.files = append(o.files, f.name)
 		for _, st := range f.frames {
@@ -315,22 +328,21 @@ func symbolicate(ctx context.Context, rt http.RoundTripper, pol retryPolicy, end
 		req.Header.Set("User-Agent", userAgent)
 		return req, nil
 	})
-	o.attempts = attempts
 	var raw []byte
+	status := 0
 	if err == nil {
 		var buf bytes.Buffer
 		buf.Grow(int(max(resp.ContentLength, 0)) + bytes.MinRead)
 		_, err = buf.ReadFrom(resp.Body)
 		raw = buf.Bytes()
 		resp.Body.Close()
+		status = resp.StatusCode
 	}
-	o.latency = time.Since(intended)
+	o.end(status, attempts, err)
 	if err != nil {
-		o.class, o.err = errorClass(err), err
 		return o
 	}
-	o.status = resp.StatusCode
-	if o.status != http.StatusOK {
+	if o.Status != http.StatusOK {
 		o.message = errorText(raw)
 		return o
 	}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"fmt"
 	"io"
 	"math"
@@ -8,53 +9,47 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"time"
+
+	"github.com/mozilla-services/teckenrun/internal/metrics"
 )
 
 // SymbolicateResult is the report of a symbolicate step.
 type SymbolicateResult struct {
-	requestTotals
+	// Metrics are the step's request metrics.
+	Metrics metrics.Summary `json:"metrics"`
 	// Jobs and Frames count what the answered requests carried.
 	Jobs   int `json:"jobs"`
 	Frames int `json:"frames"`
-	// SymbolicatedPct is the share of frames in modules the server found
-	// that came back with a function name.
-	SymbolicatedPct float64 `json:"symbolicated_pct"`
+	// KnownFrames are the frames of valid 200 answers in modules the
+	// server found, SymbolicatedFrames those of them that came back with a
+	// function name; SymbolicatedPct is their share, null without any.
+	KnownFrames        int      `json:"known_frames"`
+	SymbolicatedFrames int      `json:"symbolicated_frames"`
+	SymbolicatedPct    *float64 `json:"symbolicated_pct"`
 	// SanitizedFrames is the number of frames sanitize rewrote.
 	SanitizedFrames int `json:"sanitized_frames"`
-	// InvalidResponses are 200 answers that do not fit their request.
+	// InvalidResponses are 200 answers that do not fit their request;
+	// InvalidSample says why the first one did not ("" when none).
 	InvalidResponses int    `json:"invalid_responses"`
-	InvalidSample    string `json:"invalid_sample,omitempty"`
+	InvalidSample    string `json:"invalid_sample"`
 	// Files is the number of usable stack files; SkippedFiles the others.
-	Files           int                 `json:"files"`
-	SkippedFiles    []SkippedFile       `json:"skipped_files"`
-	ByStatus        []SymbolicateStatus `json:"by_status"`
-	ErrorsByMessage []ErrorMessage      `json:"errors_by_message"`
+	Files           int            `json:"files"`
+	SkippedFiles    []SkippedFile  `json:"skipped_files"`
+	ErrorsByMessage []ErrorMessage `json:"errors_by_message"`
 	// Debug summarises every numeric field of the server's debug objects
-	// (one per job in 2019, one per request later), per dotted key.
-	Debug      map[string]DebugStat `json:"debug"`
-	Conclusion DebugConclusion      `json:"conclusion"`
-
-	latency      map[int]samples
-	debug        map[string]samples
-	debugObjects int
-	messages     map[errKey]*ErrorMessage
-	known, named int
+	// (one per job in 2019, one per request later), per dotted key; the
+	// median is within the histogram's precision, where symbolication.py
+	// took the upper-middle value.
+	Debug map[string]*metrics.ValueSummary `json:"debug"`
+	// DebugObjects is the number of debug objects read.
+	DebugObjects int             `json:"debug_objects"`
+	Conclusion   DebugConclusion `json:"conclusion"`
 }
 
 // SkippedFile is a stack file that could not be used.
 type SkippedFile struct {
 	File  string `json:"file"`
 	Error string `json:"error"`
-}
-
-// SymbolicateStatus is the client-side latency of one status.
-type SymbolicateStatus struct {
-	Status  int     `json:"status"`
-	Count   int     `json:"count"`
-	MedianS float64 `json:"median_s"`
-	P95S    float64 `json:"p95_s"`
-	P99S    float64 `json:"p99_s"`
 }
 
 // ErrorMessage counts the answers with one status and error text.
@@ -70,16 +65,6 @@ type errKey struct {
 	message string
 }
 
-// DebugStat is symbolication.py's summary of one debug key. Median is the
-// upper-middle value and stddev the sample standard deviation (0 for one
-// value), as the original computed them.
-type DebugStat struct {
-	Sum    float64 `json:"sum"`
-	Avg    float64 `json:"avg"`
-	Median float64 `json:"median"`
-	StdDev float64 `json:"stddev"`
-}
-
 // DebugConclusion is symbolication.py's "IN CONCLUSION"; a figure that
 // would divide by zero is null.
 type DebugConclusion struct {
@@ -91,20 +76,36 @@ type DebugConclusion struct {
 	NotDownloadingAvgS *float64 `json:"not_downloading_avg_s"`
 }
 
-// add counts one outcome; only the collector goroutine calls it.
-func (r *SymbolicateResult) add(o symOutcome) {
-	if !r.count(o.exchange) {
-		return
+// symbolicateAgg adds up a symbolicate step's outcomes; only the
+// collector goroutine calls add.
+type symbolicateAgg struct {
+	requests
+	res      *SymbolicateResult // the file counts; the rest is set by result
+	debug    map[string]*metrics.ValueDist
+	messages map[errKey]*ErrorMessage
+}
+
+func newSymbolicateAgg(files int, skipped []SkippedFile, p pace) *symbolicateAgg {
+	if skipped == nil {
+		skipped = []SkippedFile{}
 	}
+	return &symbolicateAgg{requests: newRequests(p), res: &SymbolicateResult{Files: files, SkippedFiles: skipped},
+		debug: map[string]*metrics.ValueDist{}, messages: map[errKey]*ErrorMessage{}}
+}
+
+func (a *symbolicateAgg) add(o symOutcome) (failed bool) {
+	if !a.count(o.exchange) {
+		return o.Class != classCancelled
+	}
+	r := a.res
 	r.Jobs += o.jobs
 	r.Frames += o.frames
-	r.latency[o.status] = append(r.latency[o.status], o.latency.Seconds())
-	if o.status != http.StatusOK {
-		k := errKey{o.status, o.message}
-		m := r.messages[k]
+	if o.Status != http.StatusOK {
+		k := errKey{o.Status, o.message}
+		m := a.messages[k]
 		if m == nil {
-			m = &ErrorMessage{Status: o.status, Message: o.message}
-			r.messages[k] = m
+			m = &ErrorMessage{Status: o.Status, Message: o.message, SampleFiles: []string{}}
+			a.messages[k] = m
 		}
 		m.Count++
 		for _, f := range o.files {
@@ -112,7 +113,7 @@ func (r *SymbolicateResult) add(o symOutcome) {
 				m.SampleFiles = append(m.SampleFiles, f)
 			}
 		}
-		return
+		return true
 	}
 	if o.invalid != "" {
 		r.InvalidResponses++
@@ -120,83 +121,80 @@ func (r *SymbolicateResult) add(o symOutcome) {
 			r.InvalidSample = o.invalid
 		}
 	}
-	r.known += o.knownFrames
-	r.named += o.symbolicated
+	r.KnownFrames += o.knownFrames
+	r.SymbolicatedFrames += o.symbolicated
 	for _, d := range o.debugs {
-		r.debugObjects++
+		r.DebugObjects++
 		for k, v := range d {
-			r.debug[k] = append(r.debug[k], v)
+			vd := a.debug[k]
+			if vd == nil {
+				vd = &metrics.ValueDist{}
+				a.debug[k] = vd
+			}
+			vd.Add(v)
 		}
 	}
+	return o.invalid != ""
 }
 
-func (r *SymbolicateResult) finish(ranFor time.Duration) error {
-	err := r.requestTotals.finish(ranFor)
-	r.SymbolicatedPct = pct(r.named, r.known)
-	r.ByStatus = r.ByStatus[:0]
-	for _, status := range sortedKeys(r.latency) {
-		s := r.latency[status].summarize()
-		r.ByStatus = append(r.ByStatus, SymbolicateStatus{Status: status, Count: s.n, MedianS: s.median, P95S: s.p95, P99S: s.p99})
-	}
-	r.ErrorsByMessage = r.ErrorsByMessage[:0]
-	for _, m := range r.messages {
+// result computes the report once, after the last add.
+func (a *symbolicateAgg) result() (*SymbolicateResult, error) {
+	r := a.res
+	m, err := a.summary()
+	r.Metrics = m
+	r.SymbolicatedPct = pctOf(int64(r.SymbolicatedFrames), int64(r.KnownFrames))
+	r.ErrorsByMessage = []ErrorMessage{}
+	for _, m := range a.messages {
 		r.ErrorsByMessage = append(r.ErrorsByMessage, *m)
 	}
 	slices.SortFunc(r.ErrorsByMessage, func(a, b ErrorMessage) int {
 		if a.Count != b.Count {
-			return b.Count - a.Count
+			return cmp.Compare(b.Count, a.Count)
 		}
-		return strings.Compare(a.Message, b.Message)
+		if a.Message != b.Message {
+			return strings.Compare(a.Message, b.Message)
+		}
+		return a.Status - b.Status
 	})
+	r.Debug = map[string]*metrics.ValueSummary{}
 	sums := map[string]float64{}
-	for k, vals := range r.debug {
-		s := vals.summarize()
-		r.Debug[k] = DebugStat{Sum: s.sum, Avg: s.mean, Median: vals[len(vals)/2], StdDev: s.stddev}
-		sums[k] = s.sum
+	for k, d := range a.debug {
+		r.Debug[k] = d.Summary()
+		sums[k], _ = r.Debug[k].Sum.Float64()
 	}
 	if t := sums["downloads.time"]; t > 0 {
 		r.Conclusion.DownloadBytesPerS = ptr(sums["downloads.size"] / t)
 	}
-	if _, ok := r.debug["time"]; ok {
+	if _, ok := a.debug["time"]; ok {
 		total := sums["time"] - sums["downloads.time"] - sums["cache_lookups.time"]
 		r.Conclusion.NotDownloadingTotalS = ptr(total)
-		r.Conclusion.NotDownloadingAvgS = ptr(total / float64(r.debugObjects))
+		r.Conclusion.NotDownloadingAvgS = ptr(total / float64(r.DebugObjects))
 	}
-	return err
+	return r, err
 }
 
 func (r *SymbolicateResult) writeTable(w io.Writer) error {
 	facts := [][2]string{
-		{"REQUESTS", fmt.Sprintf("%d (%d jobs, %d frames) at %.1f requests/s", r.Requests, r.Jobs, r.Frames, r.RatePerS)},
-		{"SYMBOLICATED", fmt.Sprintf("%.1f%% of frames in found modules", r.SymbolicatedPct)},
+		{"JOBS", fmt.Sprintf("%d jobs, %d frames", r.Jobs, r.Frames)},
+		{"SYMBOLICATED", fmt.Sprintf("%s of frames in found modules", optPct(r.SymbolicatedPct))},
 		{"INVALID RESPONSES", strconv.Itoa(r.InvalidResponses)},
-		{"RETRIES", strconv.Itoa(r.Retries)},
 		{"SANITIZED FRAMES", strconv.Itoa(r.SanitizedFrames)},
 		{"FILES", fmt.Sprintf("%d usable, %d skipped", r.Files, len(r.SkippedFiles))},
 	}
 	if r.InvalidSample != "" {
-		facts = append(facts, [2]string{"INVALID SAMPLE", r.InvalidSample})
+		facts = append(facts, [2]string{"INVALID SAMPLE", shorten(r.InvalidSample, 80)})
 	}
-	if r.Errors > 0 {
-		facts = append(facts, [2]string{"TRANSPORT ERRORS", r.TransportErrors.String(r.Errors)})
+	if err := writeRequestFacts(w, r.Metrics, facts); err != nil {
+		return err
 	}
-	if r.Cancelled > 0 {
-		facts = append(facts, [2]string{"CANCELLED", fmt.Sprintf("%d by the interrupt, not counted", r.Cancelled)})
-	}
-	if err := writeFacts(w, facts); err != nil {
+	if err := writeStatusTable(w, r.Metrics); err != nil {
 		return err
 	}
 	var rows [][]string
-	for _, s := range r.ByStatus {
-		rows = append(rows, []string{strconv.Itoa(s.Status), strconv.Itoa(s.Count), seconds(s.MedianS), seconds(s.P95S), seconds(s.P99S)})
-	}
-	if err := writeTable(w, []string{"STATUS", "COUNT", "MEDIAN", "P95", "P99"}, rows); err != nil {
-		return err
-	}
 	if len(r.ErrorsByMessage) > 0 {
 		rows = rows[:0]
 		for _, m := range r.ErrorsByMessage {
-			rows = append(rows, []string{strconv.Itoa(m.Status), strconv.Itoa(m.Count), m.Message, strings.Join(m.SampleFiles, " ")})
+			rows = append(rows, []string{strconv.Itoa(m.Status), strconv.Itoa(m.Count), shorten(m.Message, 40), shorten(strings.Join(m.SampleFiles, " "), 30)})
 		}
 		if err := writeTable(w, []string{"STATUS", "COUNT", "MESSAGE", "SAMPLE FILES"}, rows, 2, 3); err != nil {
 			return err
@@ -208,7 +206,16 @@ func (r *SymbolicateResult) writeTable(w io.Writer) error {
 	rows = rows[:0]
 	for _, k := range sortedKeys(r.Debug) {
 		d := r.Debug[k]
-		rows = append(rows, []string{k, debugValue(k, d.Sum), debugValue(k, d.Avg), debugValue(k, d.Median), debugValue(k, d.StdDev)})
+		sum, _ := d.Sum.Float64()
+		stddev := "n/a"
+		if d.Stddev != nil {
+			stddev = debugValue(k, *d.Stddev)
+		}
+		label := k
+		if strings.HasSuffix(k, "time") {
+			label += " (ms)"
+		}
+		rows = append(rows, []string{label, debugValue(k, sum), debugValue(k, d.Mean), debugValue(k, d.Median), stddev})
 	}
 	if err := writeTable(w, []string{"KEY", "SUM", "AVG", "MEDIAN", "STD-DEV"}, rows); err != nil {
 		return err
@@ -232,14 +239,15 @@ func (r *SymbolicateResult) writeTable(w io.Writer) error {
 	return writeFacts(w, concl)
 }
 
-// debugValue formats as symbolication.py did: sizes human, times in
-// seconds, whole numbers as they are, others with two decimals.
+// debugValue formats as symbolication.py did: sizes human, whole numbers
+// as they are, others with two decimals; times (seconds) in milliseconds,
+// which their row's label says.
 func debugValue(key string, v float64) string {
 	switch {
 	case strings.HasSuffix(key, "size"):
 		return humanSize(v)
 	case strings.HasSuffix(key, "time"):
-		return strconv.FormatFloat(v, 'f', 3, 64) + "s"
+		return unitFor(1).format(v)
 	case v == math.Trunc(v):
 		return strconv.FormatFloat(v, 'f', 0, 64)
 	}

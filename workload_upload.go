@@ -19,6 +19,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/mozilla-services/teckenrun/internal/metrics"
 )
 
 // UploadStep uploads symbol zips to /upload/: files from a folder, or
@@ -127,9 +129,12 @@ func (v *validator) checkWrites(path string) {
 
 // UploadResult is the report of an upload step.
 type UploadResult struct {
-	Uploads   []UploadRecord `json:"uploads"`
-	Succeeded int            `json:"succeeded"`
-	Failed    int            `json:"failed"`
+	// Metrics are the request metrics of the uploads sent (not of those
+	// skipped, or that failed before a request was made).
+	Metrics   metrics.Summary `json:"metrics"`
+	Uploads   []UploadRecord  `json:"uploads"`
+	Succeeded int             `json:"succeeded"`
+	Failed    int             `json:"failed"`
 	// Skipped counts zips or URLs not sent: over max_size, or locked.
 	Skipped        int             `json:"skipped"`
 	SkippedUploads []SkippedUpload `json:"skipped_uploads"`
@@ -147,12 +152,15 @@ type UploadRecord struct {
 	// Bytes is the zip's size (for a URL, from its HEAD; 0 if unknown).
 	Bytes int64 `json:"bytes"`
 	// Status is the final HTTP status; 0 when none came back.
-	Status   int     `json:"status"`
-	Attempts int     `json:"attempts"`
-	Seconds  float64 `json:"seconds"`
-	UploadID *int    `json:"upload_id"`
-	Error    *string `json:"error"`
+	Status   int `json:"status"`
+	Attempts int `json:"attempts"`
+	// DurationS is how long the upload took to Tecken's answer: for a
+	// file from locking it, for a URL from the POST.
+	DurationS float64 `json:"duration_s"`
+	UploadID  *int    `json:"upload_id"`
+	Error     *string `json:"error"`
 
+	ex        *exchange      // the upload request; nil when none was made
 	cancelled bool           // cut off by an interrupt
 	skipped   *SkippedUpload // not sent
 	members   []string       // symbol keys in the zip, after a 201
@@ -167,13 +175,18 @@ type SkippedUpload struct {
 }
 
 func (r *UploadResult) writeTable(w io.Writer) error {
-	if err := writeFacts(w, [][2]string{
-		{"UPLOADED", fmt.Sprintf("%d succeeded, %d failed, %d skipped (%s of zips)", r.Succeeded, r.Failed, r.Skipped, humanSize(float64(r.BytesTotal)))},
-		{"RETRIES", strconv.Itoa(r.Retries)},
+	if err := writeRequestFacts(w, r.Metrics, [][2]string{
+		{"UPLOADED", fmt.Sprintf("%d succeeded, %d failed, %d skipped, %d cancelled (%s of zips)", r.Succeeded, r.Failed, r.Skipped, r.Cancelled, humanSize(float64(r.BytesTotal)))},
 	}); err != nil {
 		return err
 	}
+	var largest float64
+	for _, u := range r.Uploads {
+		largest = max(largest, u.DurationS)
+	}
+	unit := unitFor(largest)
 	var rows [][]string
+	var failures []string
 	for _, u := range r.Uploads {
 		what, id, status, errText := u.File, "", "-", ""
 		if what == "" {
@@ -189,18 +202,26 @@ func (r *UploadResult) writeTable(w io.Writer) error {
 			errText = *u.Error
 		}
 		rate := ""
-		if u.Seconds > 0 && u.Bytes > 0 && u.Error == nil {
-			rate = fmt.Sprintf("%.1f", float64(u.Bytes)/(1<<20)/u.Seconds)
+		if u.DurationS > 0 && u.Bytes > 0 && u.Error == nil {
+			rate = fmt.Sprintf("%.1f", float64(u.Bytes)/(1<<20)/u.DurationS)
 		}
-		rows = append(rows, []string{what, humanSize(float64(u.Bytes)), status, strconv.Itoa(u.Attempts),
-			strconv.FormatFloat(u.Seconds, 'f', 2, 64), rate, id, errText})
+		rows = append(rows, []string{shorten(what, 36), humanSize(float64(u.Bytes)), status, strconv.Itoa(u.Attempts),
+			unit.format(u.DurationS), rate, id})
+		if errText != "" {
+			failures = append(failures, shorten(what, 40)+": "+errText)
+		}
 	}
-	if err := writeTable(w, []string{"FILE/URL", "SIZE", "STATUS", "ATTEMPTS", "SECONDS", "MB/S", "UPLOAD ID", "ERROR"}, rows, 7); err != nil {
+	if err := writeTable(w, []string{"FILE/URL", "SIZE", "STATUS", "TRIES", "TIME " + unit.name, "MB/S", "UPLOAD ID"}, rows); err != nil {
 		return err
+	}
+	for _, f := range failures {
+		if _, err := fmt.Fprintf(w, "failed %s\n", f); err != nil {
+			return err
+		}
 	}
 	for _, s := range r.SkippedUploads {
 		what := s.File + s.URL
-		if _, err := fmt.Fprintf(w, "skipped %s: %s\n", what, s.Reason); err != nil {
+		if _, err := fmt.Fprintf(w, "skipped %s: %s\n", shorten(what, 60), s.Reason); err != nil {
 			return err
 		}
 	}
@@ -208,7 +229,7 @@ func (r *UploadResult) writeTable(w io.Writer) error {
 }
 
 func (u *UploadStep) run(ctx context.Context, rc *runContext) (stepResult, error) {
-	res := &UploadResult{Uploads: []UploadRecord{}, SkippedUploads: []SkippedUpload{}}
+	res := newUploadResult()
 	token := rc.token()
 	tr := newTransport(*u.Concurrency)
 	defer tr.CloseIdleConnections()
@@ -218,7 +239,7 @@ func (u *UploadStep) run(ctx context.Context, rc *runContext) (stepResult, error
 	rng := mrand.New(mrand.NewPCG(seed, seed>>32|1))
 	endpoint := rc.host + "/upload/"
 
-	var jobs []func(ctx context.Context) UploadRecord
+	var jobs uploadSource
 	if len(u.URLs) > 0 || u.URLsFrom != "" {
 		urls, err := u.collectURLs(rc)
 		if err != nil {
@@ -252,28 +273,10 @@ func (u *UploadStep) run(ctx context.Context, rc *runContext) (stepResult, error
 			})
 		}
 	}
-	_, err := drive(ctx, rc, pace{concurrency: *u.Concurrency, total: len(jobs)},
-		func(ctx context.Context, i int, _ time.Time) UploadRecord { return jobs[i](ctx) },
-		func(rec UploadRecord) bool {
-			switch {
-			case rec.skipped != nil:
-				res.Skipped++
-				res.SkippedUploads = append(res.SkippedUploads, *rec.skipped)
-				return false
-			case rec.cancelled:
-				res.Cancelled++
-				return false
-			case rec.Error == nil:
-				res.Succeeded++
-				res.BytesTotal += rec.Bytes
-				rc.state.uploaded = append(rc.state.uploaded, rec.members...)
-			default:
-				res.Failed++
-			}
-			res.Retries += max(rec.Attempts-1, 0)
-			res.Uploads = append(res.Uploads, rec)
-			return rec.Error != nil
-		})
+	p := pace{concurrency: *u.Concurrency, total: len(jobs)}
+	agg := &uploadAgg{requests: newRequests(p), res: res, state: rc.state}
+	err := drive(ctx, rc, p, jobs, agg)
+	res.Metrics = agg.m.Summary()
 	if err != nil {
 		return res, err
 	}
@@ -281,6 +284,47 @@ func (u *UploadStep) run(ctx context.Context, rc *runContext) (stepResult, error
 		return res, fmt.Errorf("%d of %d uploads failed", res.Failed, res.Failed+res.Succeeded)
 	}
 	return res, nil
+}
+
+func newUploadResult() *UploadResult {
+	return &UploadResult{Metrics: metrics.New(false).Summary(), Uploads: []UploadRecord{}, SkippedUploads: []SkippedUpload{}}
+}
+
+// uploadSource is an upload step's jobs: one per zip or URL.
+type uploadSource []func(ctx context.Context) UploadRecord
+
+func (src uploadSource) job(ctx context.Context, i int, _ slot) UploadRecord { return src[i](ctx) }
+
+// uploadAgg adds up the uploads; only the collector goroutine calls add.
+type uploadAgg struct {
+	requests
+	res   *UploadResult
+	state *runState
+}
+
+func (a *uploadAgg) add(rec UploadRecord) (failed bool) {
+	r := a.res
+	if rec.ex != nil {
+		a.m.Add(rec.ex.Sample)
+	}
+	switch {
+	case rec.skipped != nil:
+		r.Skipped++
+		r.SkippedUploads = append(r.SkippedUploads, *rec.skipped)
+		return false
+	case rec.cancelled:
+		r.Cancelled++
+		return false
+	case rec.Error == nil:
+		r.Succeeded++
+		r.BytesTotal += rec.Bytes
+		a.state.uploaded = append(a.state.uploaded, rec.members...)
+	default:
+		r.Failed++
+	}
+	r.Retries += max(rec.Attempts-1, 0)
+	r.Uploads = append(r.Uploads, rec)
+	return rec.Error != nil
 }
 
 // pickZips chooses up to number zips under max_size that are not locked.
@@ -326,11 +370,11 @@ func fileExists(path string) bool {
 // deletes it after a 201 if asked. The lock is removed on every path.
 func (u *UploadStep) uploadFile(ctx context.Context, rt http.RoundTripper, pol retryPolicy, rc *runContext, endpoint, token, path string) UploadRecord {
 	rec := UploadRecord{File: path}
-	start := time.Now()
+	begin := time.Now()
 	fail := func(err error) UploadRecord {
 		msg := err.Error()
 		rec.Error = &msg
-		rec.Seconds = time.Since(start).Seconds()
+		rec.DurationS = time.Since(begin).Seconds()
 		return rec
 	}
 	lock, err := os.OpenFile(path+".locked", os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
@@ -357,6 +401,7 @@ func (u *UploadStep) uploadFile(ctx context.Context, rt http.RoundTripper, pol r
 		fields = append(fields, formField{"try", "1"})
 	}
 	mp := newMultipart(fields, field, info.Size())
+	rec.ex = ptr(start(slot{sent: time.Now()}))
 	resp, attempts, err := send(ctx, rt, pol, func(ctx context.Context) (*http.Request, error) {
 		req, err := http.NewRequestWithContext(ctx, http.MethodPost, endpoint, mp.body(f))
 		if err != nil {
@@ -369,10 +414,10 @@ func (u *UploadStep) uploadFile(ctx context.Context, rt http.RoundTripper, pol r
 		return req, nil
 	})
 	rec.Attempts = attempts
-	if err = rec.finish(resp, err); err != nil {
+	if err = rec.finish(resp, attempts, err); err != nil {
 		return fail(err)
 	}
-	rec.Seconds = time.Since(start).Seconds()
+	rec.DurationS = time.Since(begin).Seconds()
 	rec.members = zipMembers(f, info.Size())
 	if u.DeleteUploaded {
 		if err := os.Remove(path); err != nil {
@@ -383,20 +428,23 @@ func (u *UploadStep) uploadFile(ctx context.Context, rt http.RoundTripper, pol r
 }
 
 // finish reads the answer to an upload: 201 with the upload's id, or an
-// error with the server's text.
-func (rec *UploadRecord) finish(resp *http.Response, err error) error {
+// error with the server's text. It ends the record's exchange.
+func (rec *UploadRecord) finish(resp *http.Response, attempts int, err error) error {
 	if err != nil {
 		if errorClass(err) == classCancelled {
 			rec.cancelled = true
 		}
+		rec.ex.end(0, attempts, err)
 		return err
 	}
 	defer resp.Body.Close()
 	raw, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	rec.Status = resp.StatusCode
 	if err != nil {
+		rec.ex.end(0, attempts, err)
 		return fmt.Errorf("reading the answer: %w", err)
 	}
+	rec.Status = resp.StatusCode
+	rec.ex.end(resp.StatusCode, attempts, nil)
 	if resp.StatusCode != http.StatusCreated {
 		text := errorText(raw)
 		if code := strconv.Itoa(resp.StatusCode); !strings.HasPrefix(text, code+" ") {

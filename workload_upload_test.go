@@ -141,8 +141,8 @@ func TestUploadRetries(t *testing.T) {
 	if u.Attempts != 4 || u.Status != 201 || r.Steps[0].Retries != 3 {
 		t.Errorf("attempts %d, status %d, retries %d; want 4 attempts (429, 502, 502, 201)", u.Attempts, u.Status, r.Steps[0].Retries)
 	}
-	if u.Seconds < 1 {
-		t.Errorf("took %.3fs: the 429's Retry-After: 1 was not honoured", u.Seconds)
+	if u.DurationS < 1 {
+		t.Errorf("took %.3fs: the 429's Retry-After: 1 was not honoured", u.DurationS)
 	}
 	c := emu.Counts()
 	if c[emulator.CountKey{Endpoint: "upload", Status: 429}] != 1 || c[emulator.CountKey{Endpoint: "upload", Status: 502}] != 2 || c[emulator.CountKey{Endpoint: "upload", Status: 201}] != 1 {

@@ -111,7 +111,8 @@ func (u *UploadStep) uploadURL(ctx context.Context, rt http.RoundTripper, pol re
 		form.Set("try", "1")
 	}
 	body := form.Encode()
-	start := time.Now()
+	begin := time.Now()
+	rec.ex = ptr(start(slot{sent: begin}))
 	resp, attempts, err := send(ctx, rt, pol, func(ctx context.Context) (*http.Request, error) {
 		req, err := http.NewRequestWithContext(ctx, http.MethodPost, endpoint, strings.NewReader(body))
 		if err != nil {
@@ -123,8 +124,8 @@ func (u *UploadStep) uploadURL(ctx context.Context, rt http.RoundTripper, pol re
 		return req, nil
 	})
 	rec.Attempts = attempts
-	err = rec.finish(resp, err)
-	rec.Seconds = time.Since(start).Seconds()
+	err = rec.finish(resp, attempts, err)
+	rec.DurationS = time.Since(begin).Seconds()
 	if err != nil {
 		return fail(err)
 	}

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/mozilla-services/teckenrun/internal/emulator"
+	"github.com/mozilla-services/teckenrun/internal/metrics"
 	"golang.org/x/sync/errgroup"
 )
 
@@ -116,6 +117,10 @@ func runPlan(ctx context.Context, plan *Plan, steps []int, rs runSettings) (*Rep
 		src.stepIndex, src.stepName = i, st.Name
 		t0 := time.Now()
 		res, err := w.run(ctx, &src)
+		if res == nil { // failed before it did anything: still the kind's keys
+			k, _ := kindByName(w.kind())
+			res = k.result()
+		}
 		sr := StepReport{Kind: w.kind(), Name: st.Name, OK: err == nil && ctx.Err() == nil,
 			DurationS: time.Since(t0).Seconds(), result: res}
 		if err != nil {
@@ -369,20 +374,25 @@ type pace struct {
 	total       int           // jobs to issue; -1 = until duration
 }
 
+// slot is when a job was meant to start and when a worker started it.
+type slot struct {
+	intended time.Time // the job's place in a rate's schedule; zero without a rate
+	sent     time.Time
+}
+
 // issue calls do for job i = 0, 1, ... on p.concurrency workers, until
 // p.total jobs, p.duration or ctx (an interrupt) stops it. The workers are
 // an errgroup of long-lived goroutines fed through an unbuffered channel:
 // a goroutine per job would pay for a new stack on every request.
 //
-// intended is when the job was meant to start: with a rate, its slot in
-// the schedule, so that latency measured from it includes time spent
-// waiting for a free worker (no coordinated omission); without one, the
-// moment a worker took it.
+// With a rate, a job's slot holds its intended start, so that latency
+// measured from it includes time spent waiting for a free worker (no
+// coordinated omission); sent is when a worker took it.
 //
 // Work runs under work, not ctx: after an interrupt, jobs in flight get
 // the grace period that work allows to finish. A do that returns an error
 // stops the step: the others are cancelled and issue returns the error.
-func issue(ctx, work context.Context, p pace, do func(ctx context.Context, i int, intended time.Time) error) error {
+func issue(ctx, work context.Context, p pace, do func(ctx context.Context, i int, s slot) error) error {
 	type job struct {
 		i        int
 		intended time.Time
@@ -392,10 +402,7 @@ func issue(ctx, work context.Context, p pace, do func(ctx context.Context, i int
 	for range p.concurrency {
 		g.Go(func() error {
 			for j := range jobs {
-				if p.rate <= 0 {
-					j.intended = time.Now()
-				}
-				if err := do(gctx, j.i, j.intended); err != nil {
+				if err := do(gctx, j.i, slot{intended: j.intended, sent: time.Now()}); err != nil {
 					return err
 				}
 			}
@@ -448,112 +455,96 @@ produce:
 	return g.Wait()
 }
 
-// drive runs a step's jobs through issue, adds each job's outcome on one
-// collector goroutine (add reports whether the job failed), and draws the
-// progress line. It returns how long the jobs ran.
-func drive[O any](ctx context.Context, rc *runContext, p pace, job func(ctx context.Context, i int, intended time.Time) O, add func(O) (failed bool)) (time.Duration, error) {
+// jobSource is a request kind's work, prepared: job performs job i of
+// the step (i = 0, 1, ...; a source cycles through its jobs when i
+// passes them) and returns its outcome. A mixed step can draw jobs from
+// several sources on one schedule.
+type jobSource[O any] interface {
+	job(ctx context.Context, i int, s slot) O
+}
+
+// aggregator adds a request kind's outcomes, on one collector goroutine;
+// add reports whether the job failed, for the progress line.
+type aggregator[O any] interface {
+	add(o O) (failed bool)
+}
+
+// drive runs a step's jobs from src through issue, adds each outcome to
+// agg on one collector goroutine, and draws the progress line.
+func drive[O any](ctx context.Context, rc *runContext, p pace, src jobSource[O], agg aggregator[O]) error {
 	prog := startProgress(rc.progressTo, rc.stepName, p.total)
-	col := collect(4*p.concurrency, func(o O) { prog.add(add(o)) })
+	col := collect(4*p.concurrency, func(o O) { prog.add(agg.add(o)) })
 	work, cancel := graceContext(ctx, rc.grace)
 	defer cancel()
-	start := time.Now()
-	err := issue(ctx, work, p, func(ctx context.Context, i int, intended time.Time) error {
-		col.send(job(ctx, i, intended))
+	err := issue(ctx, work, p, func(ctx context.Context, i int, s slot) error {
+		col.send(src.job(ctx, i, s))
 		return nil
 	})
 	col.close()
 	prog.finish()
-	return time.Since(start), err
+	return err
 }
 
 // exchange is what a request-issuing step records of one job's HTTP
-// exchange, retries included.
+// exchange, retries included: the metrics' sample, and the error when no
+// answer came.
 type exchange struct {
-	status   int // the final status; 0 when no answer came (see class)
-	class    string
-	err      error
-	latency  time.Duration
-	attempts int
+	metrics.Sample
+	err error
 }
 
-// requestTotals are the counts every request-issuing step reports.
-type requestTotals struct {
-	// Requests is the number of jobs that finished: with an answer, or
-	// with a transport error after every retry.
-	Requests int `json:"requests"`
-	// Errors is the number of jobs that got no HTTP answer at all.
-	Errors int `json:"errors"`
-	// Retries is the number of extra attempts the server may have seen,
-	// including the ones net/http replays on a dropped connection.
-	Retries int `json:"retries"`
-	// Cancelled is the number of jobs still in flight when an interrupt's
-	// grace period ran out; they are in no other count.
-	Cancelled       int             `json:"cancelled"`
-	TransportErrors TransportErrors `json:"transport_errors"`
-	// RanForS is the wall time from the first request to the last answer.
-	RanForS  float64 `json:"ran_for_s"`
-	RatePerS float64 `json:"rate_per_s"`
+// start begins the exchange of a job taken at s.
+func start(s slot) exchange {
+	return exchange{Sample: metrics.Sample{Intended: s.intended, Sent: s.sent}}
+}
 
-	sampleError string
+// end records how the exchange ended: the final status (0 without an
+// answer), the attempts made and the error that left no answer.
+func (e *exchange) end(status, attempts int, err error) {
+	e.Done = time.Now()
+	e.Attempts = max(attempts, 1)
+	if err != nil {
+		e.Status, e.Class, e.err = 0, errorClass(err), err
+		return
+	}
+	e.Status = status
+}
+
+// requests is the part of a request-issuing step's aggregate that every
+// kind shares: the metrics of its exchanges.
+type requests struct {
+	m           *metrics.Metrics
+	sampleError string // the first transport error, for the step's error
+}
+
+func newRequests(p pace) requests {
+	return requests{m: metrics.New(p.rate > 0)}
 }
 
 // count adds one job's exchange; it reports whether an answer came back,
 // which the step then looks at.
-func (t *requestTotals) count(e exchange) (answered bool) {
-	if e.class == classCancelled {
-		t.Cancelled++
+func (r *requests) count(e exchange) (answered bool) {
+	r.m.Add(e.Sample)
+	if e.Class == classCancelled {
 		return false
 	}
-	t.Requests++
-	t.Retries += max(e.attempts-1, 0)
-	if e.status == 0 {
-		t.Errors++
-		t.TransportErrors.add(e.class)
-		if t.sampleError == "" {
-			t.sampleError = e.err.Error()
+	if e.Status == 0 {
+		if r.sampleError == "" {
+			r.sampleError = e.err.Error()
 		}
 		return false
 	}
 	return true
 }
 
-// finish sets the rate once the jobs are done; it returns an error when
-// every job failed without an answer (the host is down, say).
-func (t *requestTotals) finish(ranFor time.Duration) error {
-	t.RanForS = ranFor.Seconds()
-	if t.RanForS > 0 {
-		t.RatePerS = float64(t.Requests) / t.RanForS
+// summary computes the metrics once the jobs are done; it returns an
+// error when every job failed without an answer (the host is down, say).
+func (r *requests) summary() (metrics.Summary, error) {
+	s := r.m.Summary()
+	if n := r.m.Requests(); n > 0 && r.m.Errors() == n {
+		return s, fmt.Errorf("all %d requests failed: %s", n, r.sampleError)
 	}
-	if t.Requests > 0 && t.Errors == t.Requests {
-		return fmt.Errorf("all %d requests failed: %s", t.Requests, t.sampleError)
-	}
-	return nil
-}
-
-// TransportErrors counts requests that got no answer, by cause.
-type TransportErrors struct {
-	Timeout int `json:"timeout"`
-	Refused int `json:"refused"`
-	Reset   int `json:"reset"`
-	Other   int `json:"other"`
-}
-
-// String summarises n errors by class for tables.
-func (t TransportErrors) String(n int) string {
-	return fmt.Sprintf("%d (timeout %d, refused %d, reset %d, other %d)", n, t.Timeout, t.Refused, t.Reset, t.Other)
-}
-
-func (t *TransportErrors) add(class string) {
-	switch class {
-	case classTimeout:
-		t.Timeout++
-	case classRefused:
-		t.Refused++
-	case classReset:
-		t.Reset++
-	default:
-		t.Other++
-	}
+	return s, nil
 }
 
 // graceContext returns a context for requests that is cancelled grace
