@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"reflect"
+	"strings"
 
 	"github.com/invopop/jsonschema"
 )
@@ -80,6 +81,9 @@ func reportSchema() *jsonschema.Schema {
 			return fields
 		},
 		Mapper: func(t reflect.Type) *jsonschema.Schema {
+			if t == reflect.TypeFor[json.Number]() {
+				return &jsonschema.Schema{Type: "number"}
+			}
 			if t != reflect.TypeFor[StepReport]() {
 				return nil
 			}
@@ -104,5 +108,47 @@ func reportSchema() *jsonschema.Schema {
 		}
 		def.Properties.Set("kind", &jsonschema.Schema{Const: kind})
 	}
+	seen := map[reflect.Type]bool{}
+	for t := range results {
+		nullable(s, s.Definitions[t.Name()], common, seen)
+		nullable(s, nil, t, seen)
+	}
+	nullable(s, nil, reflect.TypeFor[Report](), seen)
 	return s
+}
+
+// nullable lets every pointer field of t, and of the types it holds, be
+// null in the schema: reports write null for what cannot be known. def
+// is t's definition, or nil to look it up by t's name.
+func nullable(s, def *jsonschema.Schema, t reflect.Type, seen map[reflect.Type]bool) {
+	for t.Kind() == reflect.Pointer || t.Kind() == reflect.Slice || t.Kind() == reflect.Map {
+		t = t.Elem()
+	}
+	if t.Kind() != reflect.Struct || t.PkgPath() == "time" {
+		return
+	}
+	if def == nil {
+		if seen[t] {
+			return
+		}
+		seen[t] = true
+		if def = s.Definitions[t.Name()]; def == nil {
+			return
+		}
+	}
+	for i := range t.NumField() {
+		f := t.Field(i)
+		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		switch {
+		case f.Anonymous && name == "":
+			nullable(s, def, f.Type, seen) // its fields are inlined into def
+			continue
+		case !f.IsExported() || name == "-":
+			continue
+		}
+		if prop, ok := def.Properties.Get(name); ok && f.Type.Kind() == reflect.Pointer && prop.OneOf == nil {
+			def.Properties.Set(name, &jsonschema.Schema{OneOf: []*jsonschema.Schema{prop, {Type: "null"}}})
+		}
+		nullable(s, nil, f.Type, seen)
+	}
 }
