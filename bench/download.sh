@@ -35,9 +35,9 @@ echo "hey req/s: $hey_rps"
 
 echo "== teckenrun: $N requests, concurrency $C"
 /usr/bin/time -f "%U %S %M" -o "$out/time.txt" "$out/teckenrun" -format json "$out/download.yaml" >"$out/report.json"
-tr_rps=$(jq '.steps[0].rate_per_s' "$out/report.json")
+tr_rps=$(jq '.steps[0].metrics.rate_per_s' "$out/report.json")
 read -r user sys rss <"$out/time.txt"
-echo "teckenrun req/s: $tr_rps (requests $(jq '.steps[0].requests' "$out/report.json"), errors $(jq '.steps[0].errors' "$out/report.json"))"
+echo "teckenrun req/s: $tr_rps (requests $(jq '.steps[0].metrics.requests' "$out/report.json"), errors $(jq '.steps[0].metrics.errors' "$out/report.json"))"
 echo "teckenrun CPU per request: $(echo "($user + $sys) * 1000000 / $N" | bc -l | xargs printf '%.1f') µs; peak RSS $((rss / 1024)) MiB"
 echo "ratio teckenrun/hey: $(echo "$tr_rps / $hey_rps" | bc -l | xargs printf '%.2f')"
 

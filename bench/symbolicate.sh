@@ -42,8 +42,8 @@ before=$(ticks $emu)
 /usr/bin/time -f "%U %S %M" -o "$out/time.txt" "$out/teckenrun" -format json "$out/symbolicate.yaml" >"$out/symbolicate.json"
 after=$(ticks $emu)
 read -r user sys rss <"$out/time.txt"
-n=$(jq '.steps[0].requests' "$out/symbolicate.json")
-echo "requests: $n in $DURATION ($(jq '.steps[0].rate_per_s | floor' "$out/symbolicate.json") req/s), jobs $(jq '.steps[0].jobs' "$out/symbolicate.json"), invalid $(jq '.steps[0].invalid_responses' "$out/symbolicate.json")"
+n=$(jq '.steps[0].metrics.requests' "$out/symbolicate.json")
+echo "requests: $n in $DURATION ($(jq '.steps[0].metrics.rate_per_s | floor' "$out/symbolicate.json") req/s), jobs $(jq '.steps[0].jobs' "$out/symbolicate.json"), invalid $(jq '.steps[0].invalid_responses' "$out/symbolicate.json")"
 client=$(echo "($user + $sys) * 1000000 / $n" | bc -l)
 server=$(echo "($after - $before) / $hz * 1000000 / $n" | bc -l)
 printf 'client CPU per request:   %.0f µs (peak RSS %d MiB)\n' "$client" $((rss / 1024))

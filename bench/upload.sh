@@ -50,7 +50,7 @@ steps:
   - upload: {zips_dir: zips, max_size: 4gb, timeout: 10m}
 PLAN
 /usr/bin/time -f "%M" -o "$out/time.txt" "$out/teckenrun" -format json "$out/upload.yaml" >"$out/upload.json"
-secs=$(jq '.steps[0].uploads[0].seconds' "$out/upload.json")
+secs=$(jq '.steps[0].uploads[0].duration_s' "$out/upload.json")
 status=$(jq '.steps[0].uploads[0].status' "$out/upload.json")
 tr_bps=$(echo "$bytes / $secs" | bc -l)
 echo "teckenrun: $(echo "$tr_bps / 1048576" | bc -l | xargs printf '%.1f') MiB/s (status $status), peak RSS $(($(cat "$out/time.txt") / 1024)) MiB"
