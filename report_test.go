@@ -229,3 +229,37 @@ func TestTablesAreReadable(t *testing.T) {
 		}
 	}
 }
+
+// TestReportReprintsARun: the table of a real run, and the table that
+// teckenrun report prints from the run's -out file, are the same bytes.
+func TestReportReprintsARun(t *testing.T) {
+	out := filepath.Join(t.TempDir(), "run.json")
+	table, _, err := runArgs(t, terminal{}, "-format", "table", "-out", out, "plans/demo.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, _, err := runArgs(t, terminal{}, "report", "-format", "table", out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again != table {
+		t.Errorf("teckenrun report prints\n%s\nthe run printed\n%s", again, table)
+	}
+}
+
+// TestStepThatFailedBeforeStartingHasItsKeys: a download whose CSV is
+// missing still reports its metrics and lists, with null shares.
+func TestStepThatFailedBeforeStartingHasItsKeys(t *testing.T) {
+	r, _, err := runPlanAs[map[string]any](t, t.Context(), "host: http://127.0.0.1:1\nsteps:\n  - download: {csv: missing.csv}\n", nil, nil)
+	if err == nil {
+		t.Fatal("a missing CSV did not fail the step")
+	}
+	step := (*r)["steps"].([]any)[0].(map[string]any)
+	m, ok := step["metrics"].(map[string]any)
+	if !ok || m["requests"] != 0.0 || m["response_time"] != nil || m["by_status"] == nil {
+		t.Errorf("metrics %v", step["metrics"])
+	}
+	if _, ok := step["right_pct"]; !ok || step["right_pct"] != nil || step["by_status"] == nil {
+		t.Errorf("right_pct %v, by_status %v: want null and []", step["right_pct"], step["by_status"])
+	}
+}
