@@ -28,18 +28,48 @@ type kindSpec struct {
 	// requests says whether the kind issues requests and so reports the
 	// shared request metrics.
 	requests bool
+	// metrics are the kind's own metrics for thresholds, after the shared
+	// request metrics.
+	metrics []metricDef
 }
 
 // kinds is the registry of step kinds. Plan parsing, validation, the
 // dependency checks and report decoding derive from it; a kind's plan
 // key is also a field of Step (TestKindsMatchStep keeps the two equal).
 var kinds = []kindSpec{
-	{name: "download", result: func() stepResult { r, _ := newDownloadAgg(&queries{}, pace{}).result(); return r }, requests: true},
-	{name: "make-stacks", result: func() stepResult { return &MakeStacksResult{} }, provides: []artifact{artifactStacks}},
-	{name: "symbolicate", result: func() stepResult { r, _ := newSymbolicateAgg(0, nil, pace{}).result(); return r }, requests: true},
-	{name: "list-zips", result: func() stepResult { return newListZipsResult() }, provides: []artifact{artifactZipURLs}},
-	{name: "make-zips", result: func() stepResult { return newMakeZipsResult() }, provides: []artifact{artifactZips}},
-	{name: "upload", result: func() stepResult { return newUploadResult() }, provides: []artifact{artifactUploaded}, requests: true},
+	{name: "download", result: func() stepResult { r, _ := newDownloadAgg(&queries{}, pace{}).result(); return r }, requests: true,
+		metrics: []metricDef{
+			{"right_pct", unitPct, "requests whose status matched the CSV's", func(r stepResult) *float64 { return r.(*DownloadResult).RightPct }},
+			{"right", unitCount, "requests whose status matched the CSV's", func(r stepResult) *float64 { return ptr(float64(r.(*DownloadResult).Right)) }},
+			{"ignore_hits_pct", unitPct, "answers with Debug-Time: 0", func(r stepResult) *float64 { return r.(*DownloadResult).IgnoreHitsPct }},
+			{"fastcache_pct", unitPct, "recent lookups under 10 ms", func(r stepResult) *float64 { return r.(*DownloadResult).FastcachePct }},
+		}},
+	{name: "make-stacks", result: func() stepResult { return &MakeStacksResult{} }, provides: []artifact{artifactStacks},
+		metrics: []metricDef{
+			{"files", unitCount, "stack files written", func(r stepResult) *float64 { return ptr(float64(r.(*MakeStacksResult).Files)) }},
+			{"frames", unitCount, "frames written", func(r stepResult) *float64 { return ptr(float64(r.(*MakeStacksResult).Frames)) }},
+		}},
+	{name: "symbolicate", result: func() stepResult { r, _ := newSymbolicateAgg(0, nil, pace{}).result(); return r }, requests: true,
+		metrics: []metricDef{
+			{"symbolicated_pct", unitPct, "frames in found modules that got a function name", func(r stepResult) *float64 { return r.(*SymbolicateResult).SymbolicatedPct }},
+			{"invalid_responses", unitCount, "200 answers that do not fit their request", func(r stepResult) *float64 { return ptr(float64(r.(*SymbolicateResult).InvalidResponses)) }},
+			{"jobs", unitCount, "jobs in answered requests", func(r stepResult) *float64 { return ptr(float64(r.(*SymbolicateResult).Jobs)) }},
+		}},
+	{name: "list-zips", result: func() stepResult { return newListZipsResult() }, provides: []artifact{artifactZipURLs},
+		metrics: []metricDef{
+			{"zips", unitCount, "zip URLs listed", func(r stepResult) *float64 { return ptr(float64(len(r.(*ListZipsResult).Zips))) }},
+		}},
+	{name: "make-zips", result: func() stepResult { return newMakeZipsResult() }, provides: []artifact{artifactZips},
+		metrics: []metricDef{
+			{"zips", unitCount, "zips written", func(r stepResult) *float64 { return ptr(float64(len(r.(*MakeZipsResult).Zips))) }},
+			{"failed_files", unitCount, "symbol files that could not be fetched", func(r stepResult) *float64 { return ptr(float64(len(r.(*MakeZipsResult).FailedFiles))) }},
+		}},
+	{name: "upload", result: func() stepResult { return newUploadResult() }, provides: []artifact{artifactUploaded}, requests: true,
+		metrics: []metricDef{
+			{"succeeded", unitCount, "uploads that got a 201", func(r stepResult) *float64 { return ptr(float64(r.(*UploadResult).Succeeded)) }},
+			{"failed", unitCount, "uploads that failed", func(r stepResult) *float64 { return ptr(float64(r.(*UploadResult).Failed)) }},
+			{"skipped", unitCount, "zips or URLs not sent (over max_size, locked)", func(r stepResult) *float64 { return ptr(float64(r.(*UploadResult).Skipped)) }},
+		}},
 }
 
 // kindByName returns the registry entry of a kind.

@@ -25,7 +25,7 @@ func TestOnlyChecksDependencies(t *testing.T) {
 		only string
 		want string // "" = valid
 	}{
-		{"symbolicate", "plans/demo.yaml: steps[2].symbolicate.stacks_dir: needs stack files from an earlier make-stacks step, and none runs before this one (with -only, include that step); or set stacks_dir to a folder or glob of stack files (line 25)"},
+		{"symbolicate", "plans/demo.yaml: steps[2].symbolicate.stacks_dir: needs stack files from an earlier make-stacks step, and none runs before this one (with -only, include that step); or set stacks_dir to a folder or glob of stack files (line 26)"},
 		{"make-stacks,symbolicate", ""},
 		{"upload-urls", "steps[4].upload.urls_from: needs zip URLs from an earlier list-zips step"},
 		{"download-uploaded", "steps[7].download.uploaded: needs uploaded symbol files from an earlier upload step"},

@@ -38,7 +38,7 @@ const (
 	exitOK          = 0
 	exitFailed      = 1   // a step failed, or teckenrun could not run
 	exitUsage       = 2   // bad flags or an invalid plan
-	exitThresholds  = 3   // reserved: plan thresholds not met
+	exitThresholds  = 3   // plan thresholds not met, and nothing else went wrong
 	exitInterrupted = 130 // SIGINT/SIGTERM
 )
 
@@ -75,11 +75,14 @@ func exitCode(err error, stderr io.Writer) int {
 	}
 	fmt.Fprintf(stderr, "teckenrun: %v\n", err)
 	var ue usageError
+	var te thresholdsError
 	switch {
 	case errors.Is(err, context.Canceled):
 		return exitInterrupted
 	case errors.As(err, &ue):
 		return exitUsage
+	case errors.As(err, &te):
+		return exitThresholds
 	}
 	return exitFailed
 }
@@ -116,9 +119,9 @@ func parseFlags(args []string, stderr io.Writer) (*options, []string, error) {
 	fs.BoolVar(&o.version, "version", false, "print the version and exit")
 	fs.StringVar(&o.cpuprof, "cpuprofile", "", "write a CPU profile of the run to `file` (for go tool pprof)")
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "usage: teckenrun [flags] PLAN.yaml\n       teckenrun report [-format table|json] RESULT.json\n       teckenrun schema report|plan\n       teckenrun emulator [-listen addr]\n\nRuns the steps of a plan against Tecken and reports what happened.\n\nFlags:\n")
+		fmt.Fprintf(stderr, "usage: teckenrun [flags] PLAN.yaml\n       teckenrun report [-format table|json] RESULT.json\n       teckenrun schema report|plan\n       teckenrun metrics KIND\n       teckenrun emulator [-listen addr]\n\nRuns the steps of a plan against Tecken and reports what happened.\n\nFlags:\n")
 		fs.PrintDefaults()
-		fmt.Fprintf(stderr, "\nExit status: 0 ok, 1 a step failed, 2 usage error or invalid plan, 3 thresholds not met, 130 interrupted.\n")
+		fmt.Fprintf(stderr, "\nExit status: 0 ok, 1 a step failed, 2 usage error or invalid plan, 3 thresholds not met (and nothing else failed), 130 interrupted.\n")
 	}
 	// Flags may come before or after the plan.
 	var positional []string
@@ -155,6 +158,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 			return runReportCmd(args[1:], stdout, stderr, term)
 		case "schema":
 			return runSchemaCmd(args[1:], stdout)
+		case "metrics":
+			return runMetricsCmd(args[1:], stdout)
 		}
 	}
 	o, positional, err := parseFlags(args, stderr)
@@ -213,6 +218,14 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	}
 	report, runErr := runPlan(ctx, plan, steps, runSettings{stdin: stdin, grace: o.grace, progressTo: progressTo})
 	if report != nil {
+		selected := map[string]bool{}
+		for _, i := range steps {
+			selected[plan.Steps[i].Name] = true
+		}
+		report.Thresholds = evaluate(plan.thresholds, report, selected)
+		if runErr == nil {
+			runErr = failedThresholds(report.Thresholds)
+		}
 		if err := writeReport(stdout, o, term, report); err != nil {
 			return errors.Join(runErr, err)
 		}

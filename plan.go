@@ -33,12 +33,16 @@ type Plan struct {
 	// AllowProductionWrites lets upload steps write to a production host.
 	AllowProductionWrites bool    `yaml:"allow_production_writes,omitempty"`
 	Seed                  *uint64 `yaml:"seed,omitempty"`
-	Steps                 []Step  `yaml:"steps" jsonschema:"required"`
+	// Thresholds are "STEP.METRIC OP VALUE" conditions checked after the
+	// run; one that does not hold makes the exit code 3.
+	Thresholds []string `yaml:"thresholds,omitempty"`
+	Steps      []Step   `yaml:"steps" jsonschema:"required"`
 
-	file   string     // the name errors are reported against
-	sha256 string     // of the plan file's bytes, hex
-	dir    string     // relative paths in steps are resolved against it
-	root   *yaml.Node // the parsed document, for line numbers
+	thresholds []threshold // parsed by ValidateSteps
+	file       string      // the name errors are reported against
+	sha256     string      // of the plan file's bytes, hex
+	dir        string      // relative paths in steps are resolved against it
+	root       *yaml.Node  // the parsed document, for line numbers
 }
 
 // Step is one entry of a plan's steps: exactly one kind, and an optional
@@ -337,6 +341,15 @@ func (p *Plan) ValidateSteps(steps []int, only bool) error {
 	}
 	if len(p.Steps) == 0 {
 		v.add("steps", "a plan needs at least one step (one of: %s)", strings.Join(stepKinds(), ", "))
+	}
+	p.thresholds = p.thresholds[:0]
+	for i, expr := range p.Thresholds {
+		t, err := p.parseThreshold(expr)
+		if err != nil {
+			v.add(fmt.Sprintf("thresholds[%d]", i), "%v", err)
+			continue
+		}
+		p.thresholds = append(p.thresholds, t)
 	}
 	names := map[string]int{}
 	for i := range p.Steps {

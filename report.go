@@ -53,6 +53,9 @@ type Report struct {
 	// Seed is the run's seed: pass it to -seed to repeat the run's choices.
 	Seed  uint64       `json:"seed"`
 	Steps []StepReport `json:"steps"`
+	// Thresholds are the plan's thresholds, evaluated after the run; []
+	// when it has none.
+	Thresholds []ThresholdResult `json:"thresholds"`
 }
 
 // StepReport is one step's outcome. In JSON, the kind's own fields follow
@@ -139,6 +142,9 @@ func DecodeReport(r io.Reader, name string) (*Report, error) {
 	if rep.Steps == nil {
 		rep.Steps = []StepReport{}
 	}
+	if rep.Thresholds == nil {
+		rep.Thresholds = []ThresholdResult{}
+	}
 	return &rep, nil
 }
 
@@ -195,7 +201,7 @@ func tableReport(w io.Writer, r *Report) error {
 			}
 		}
 	}
-	return nil
+	return writeThresholds(w, r.Thresholds)
 }
 
 // writeFacts writes "LABEL  value" lines, aligned.

@@ -64,6 +64,11 @@ func goldenReport() *Report {
 				Zips: []MadeZip{{Path: "/tmp/zips/a.zip", Files: 4, Bytes: 256 << 10}}, FailedFiles: []FailedFile{},
 				ZipBytesPerS: ptr(float64(10 << 20)), SaveDir: "/tmp/zips"}},
 			{Kind: "upload", Name: "upload", OK: false, Error: &msg, DurationS: 0.5, result: up.res},
+		},
+		Thresholds: []ThresholdResult{
+			{Expr: "download.p95 < 800ms", Value: ptr(0.1), Unit: "s", OK: ptr(true)},
+			{Expr: "upload.failed == 0", Value: ptr(1.0), OK: ptr(false)},
+			{Expr: "other.requests > 0", Note: "step not selected with -only"},
 		}}
 }
 

@@ -25,10 +25,7 @@ func TestCtrlCPrintsWhatFinishedAndExits130(t *testing.T) {
 		t.Skip("no SIGINT to send on Windows")
 	}
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "teckenrun")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := testBinary(t)
 	emu := emulator.New(emulator.Options{Faults: []emulator.Fault{{Endpoint: "download", Every: 2, Stall: time.Hour}}})
 	for _, k := range testStoreKeys {
 		emu.Put(k, []byte("MODULE\n"))

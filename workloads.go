@@ -78,7 +78,7 @@ func runPlan(ctx context.Context, plan *Plan, steps []int, rs runSettings) (*Rep
 		seed = *plan.Seed
 	}
 	report := &Report{SchemaVersion: reportSchemaVersion, Version: version, Plan: plan.Name, PlanSHA256: plan.sha256,
-		Host: plan.Host, StartedAt: started.UTC(), Seed: seed, Steps: []StepReport{}}
+		Host: plan.Host, StartedAt: started.UTC(), Seed: seed, Steps: []StepReport{}, Thresholds: []ThresholdResult{}}
 	state := &runState{}
 	defer state.cleanup()
 	rc := runContext{state: state, plan: plan, host: strings.TrimSuffix(plan.Host, "/"), symHost: strings.TrimSuffix(plan.SymbolicationHost, "/"),
