@@ -1,0 +1,369 @@
+package metrics
+
+import (
+	"fmt"
+	"math/bits"
+	"time"
+
+	hdr "github.com/HdrHistogram/hdrhistogram-go"
+)
+
+const (
+	// maxPoints bounds a timeline: one more interval doubles the interval.
+	maxPoints = 600
+	// baseInterval is a new timeline's interval; intervals are baseInterval
+	// × 2^k, and every origin is a whole multiple of it.
+	baseInterval = int64(time.Second)
+	// liveCap is how many histograms a timeline keeps for its newest
+	// points and for reuse (two live, two spare at most).
+	liveCap = 2
+)
+
+// TimelineSummary is the JSON form of a timeline.
+type TimelineSummary struct {
+	// StartedAt is the start of the first interval (a whole second, UTC),
+	// null when there are no points.
+	StartedAt *time.Time `json:"started_at"`
+	// IntervalS is the length of every interval in seconds: 1 × 2^k, the
+	// smallest that keeps the timeline within 600 points.
+	IntervalS float64 `json:"interval_s"`
+	// Points are the intervals from StartedAt to the last one with a
+	// request, in order, with no gaps; [] when empty.
+	Points []TimelinePoint `json:"points"`
+}
+
+// TimelinePoint is one interval of a timeline. A request belongs to the
+// interval that holds its Done time.
+type TimelinePoint struct {
+	// TS is the start of the interval, in seconds after started_at.
+	TS float64 `json:"t_s"`
+	// Requests is the number of requests done in the interval, errors
+	// included.
+	Requests int64 `json:"requests"`
+	// Errors is the number of those that got no answer.
+	Errors int64 `json:"errors"`
+	// P50S is the median response time in seconds (2 significant digits),
+	// null when there are no requests.
+	P50S *float64 `json:"p50_s"`
+	// P99S is the 99th percentile of the response time in seconds.
+	P99S *float64 `json:"p99_s"`
+	// MaxS is the exact largest response time in seconds.
+	MaxS *float64 `json:"max_s"`
+	// Histogram is the interval's response-time HdrHistogram (1 µs to 1 h,
+	// 2 significant digits) in base64 V2 compressed encoding; null when
+	// there are no requests.
+	Histogram *string `json:"histogram"`
+}
+
+// point is one interval. A point with requests is live (hist set) when it
+// is one of the newest two points, else closed (enc set); a point without
+// requests has neither.
+type point struct {
+	requests, errors int64
+	max              int64 // exact largest response time, µs
+	p50, p99         int64 // µs, kept when the point is closed
+	hist             *hdr.Histogram
+	enc              string
+}
+
+// timeline counts requests per fixed interval of their Done time. Memory is
+// bounded: at most maxPoints points, liveCap live histograms of ~27 KB,
+// and closed points in their encoded form (a few hundred bytes each).
+type timeline struct {
+	origin   int64 // unix ns of points[0]'s start
+	interval int64 // ns
+	points   []point
+	spare    []*hdr.Histogram // reset histograms to reuse
+}
+
+func newTimeline() *timeline {
+	return &timeline{interval: baseInterval}
+}
+
+// add counts one request done at the instant done (unix ns).
+func (t *timeline) add(done, responseUS int64, isErr bool) {
+	i := t.slot(done)
+	p := &t.points[i]
+	p.requests++
+	if isErr {
+		p.errors++
+	}
+	if p.requests == 1 || responseUS > p.max {
+		p.max = responseUS
+	}
+	if p.hist != nil { // the steady state: a live point
+		pointGeom.record(p.hist, responseUS, 1)
+		return
+	}
+	h := t.open(p)
+	pointGeom.record(h, responseUS, 1)
+	t.settle(i, h)
+}
+
+// slot returns the index of the point whose interval holds the instant at
+// (unix ns), adding points before or after the others and doubling the
+// interval as needed.
+func (t *timeline) slot(at int64) int {
+	if len(t.points) == 0 {
+		t.origin = floorDiv(at, baseInterval) * baseInterval
+		t.points = append(t.points, point{})
+		return 0
+	}
+	for {
+		i := floorDiv(at-t.origin, t.interval)
+		n := int64(len(t.points))
+		if max(i, n-1)-min(i, 0)+1 > maxPoints {
+			t.double()
+			continue
+		}
+		if i < 0 {
+			// Out of order, before the first point: grow to the left by
+			// whole intervals, so that the grid does not move.
+			t.origin += i * t.interval
+			t.points = append(make([]point, -i, int(n-i)), t.points...)
+			return 0
+		}
+		if i >= n {
+			t.points = append(t.points, make([]point, i+1-n)...)
+			t.settleFrom(int(n) - liveCap)
+		}
+		return int(i)
+	}
+}
+
+// double merges adjacent pairs of points and doubles the interval; the
+// origin stays.
+func (t *timeline) double() {
+	n := (len(t.points) + 1) / 2
+	for j := range n {
+		a := t.points[2*j]
+		if 2*j+1 < len(t.points) {
+			a = t.join(a, t.points[2*j+1])
+		}
+		t.points[j] = a
+	}
+	clear(t.points[n:])
+	t.points = t.points[:n]
+	t.interval *= 2
+	t.settleFrom(0)
+}
+
+// join returns the union of two points, live when both had requests.
+func (t *timeline) join(a, b point) point {
+	if b.requests == 0 {
+		return a
+	}
+	if a.requests == 0 {
+		return b
+	}
+	h := t.open(&a)
+	t.mergeInto(h, &b)
+	if b.hist != nil {
+		t.release(b.hist)
+	}
+	return point{
+		requests: a.requests + b.requests,
+		errors:   a.errors + b.errors,
+		max:      max(a.max, b.max),
+		hist:     h,
+	}
+}
+
+// merge adds the points of o, each at the interval of t that holds its
+// start, after coarsening t to o's interval if it is finer.
+func (t *timeline) merge(o *timeline) {
+	if len(o.points) == 0 {
+		return
+	}
+	for t.interval < o.interval {
+		t.double()
+	}
+	for j := range o.points {
+		op := &o.points[j]
+		if op.requests == 0 {
+			continue
+		}
+		i := t.slot(o.origin + int64(j)*o.interval)
+		p := &t.points[i]
+		h := t.open(p)
+		t.mergeInto(h, op)
+		if p.requests == 0 || op.max > p.max {
+			p.max = op.max
+		}
+		p.requests += op.requests
+		p.errors += op.errors
+		t.settle(i, h)
+	}
+}
+
+// open returns a histogram holding p's counts: its live one, its decoded
+// one, or an empty one. The caller hands it back with settle.
+func (t *timeline) open(p *point) *hdr.Histogram {
+	switch {
+	case p.hist != nil:
+		return p.hist
+	case p.enc != "":
+		return pointGeom.mustDecode(p.enc)
+	case len(t.spare) > 0:
+		h := t.spare[len(t.spare)-1]
+		t.spare = t.spare[:len(t.spare)-1]
+		return h
+	}
+	return pointGeom.new()
+}
+
+// mergeInto adds the histogram of point o (live or closed) to h.
+func (t *timeline) mergeInto(h *hdr.Histogram, o *point) {
+	if o.hist != nil {
+		h.Merge(o.hist)
+	} else {
+		h.Merge(pointGeom.mustDecode(o.enc))
+	}
+}
+
+// settle stores h, the histogram of points[i] after a change, live or
+// closed depending on where the point is.
+func (t *timeline) settle(i int, h *hdr.Histogram) {
+	p := &t.points[i]
+	p.hist, p.enc = h, ""
+	if i < len(t.points)-liveCap {
+		t.close(p)
+	}
+}
+
+// settleFrom restores the invariant from point i on: the newest liveCap
+// points live, the older ones closed.
+func (t *timeline) settleFrom(i int) {
+	for i = max(i, 0); i < len(t.points); i++ {
+		p := &t.points[i]
+		switch live := i >= len(t.points)-liveCap; {
+		case live && p.enc != "":
+			p.hist, p.enc = t.open(p), ""
+		case !live && p.hist != nil:
+			t.close(p)
+		}
+	}
+}
+
+// close encodes a live point's histogram and releases the histogram.
+func (t *timeline) close(p *point) {
+	p.p50 = quantile(p.hist, 0.50, 0, p.max)
+	p.p99 = quantile(p.hist, 0.99, 0, p.max)
+	p.enc = encode(p.hist)
+	t.release(p.hist)
+	p.hist = nil
+}
+
+func (t *timeline) release(h *hdr.Histogram) {
+	if len(t.spare) < liveCap {
+		h.Reset()
+		t.spare = append(t.spare, h)
+	}
+}
+
+func (t *timeline) summary() TimelineSummary {
+	s := TimelineSummary{
+		IntervalS: float64(t.interval) / 1e9,
+		Points:    make([]TimelinePoint, 0, len(t.points)),
+	}
+	if len(t.points) == 0 {
+		return s
+	}
+	started := time.Unix(0, t.origin).UTC()
+	s.StartedAt = &started
+	for i := range t.points {
+		p := &t.points[i]
+		tp := TimelinePoint{TS: float64(i) * s.IntervalS, Requests: p.requests, Errors: p.errors}
+		if p.requests > 0 {
+			enc, p50, p99 := p.enc, p.p50, p.p99
+			if p.hist != nil {
+				enc = encode(p.hist)
+				p50 = quantile(p.hist, 0.50, 0, p.max)
+				p99 = quantile(p.hist, 0.99, 0, p.max)
+			}
+			p50s, p99s, maxs := seconds(p50), seconds(p99), seconds(p.max)
+			tp.P50S, tp.P99S, tp.MaxS, tp.Histogram = &p50s, &p99s, &maxs, &enc
+		}
+		s.Points = append(s.Points, tp)
+	}
+	return s
+}
+
+// timelineFromSummary rebuilds a timeline; errors name the field.
+func timelineFromSummary(s TimelineSummary) (*timeline, error) {
+	t := newTimeline()
+	k := uint64(s.IntervalS)
+	if s.IntervalS < 1 || s.IntervalS > 1<<32 || float64(k) != s.IntervalS || bits.OnesCount64(k) != 1 {
+		return nil, fmt.Errorf("interval_s: %v is not 1 s × 2^k", s.IntervalS)
+	}
+	t.interval = int64(k) * baseInterval
+	if len(s.Points) > maxPoints {
+		return nil, fmt.Errorf("points: %d points, at most %d", len(s.Points), maxPoints)
+	}
+	if (s.StartedAt == nil) != (len(s.Points) == 0) {
+		return nil, fmt.Errorf("started_at: must be null exactly when there are no points")
+	}
+	if s.StartedAt == nil {
+		return t, nil
+	}
+	t.origin = s.StartedAt.UnixNano()
+	if t.origin%baseInterval != 0 {
+		return nil, fmt.Errorf("started_at: %s is not a whole second", s.StartedAt.Format(time.RFC3339Nano))
+	}
+	t.points = make([]point, len(s.Points))
+	for i, sp := range s.Points {
+		if err := t.readPoint(i, sp); err != nil {
+			return nil, fmt.Errorf("points[%d].%w", i, err)
+		}
+	}
+	return t, nil
+}
+
+func (t *timeline) readPoint(i int, sp TimelinePoint) error {
+	if want := float64(i) * (float64(t.interval) / 1e9); sp.TS != want {
+		return fmt.Errorf("t_s: %v, want %v", sp.TS, want)
+	}
+	if sp.Requests < 0 || sp.Errors < 0 || sp.Errors > sp.Requests {
+		return fmt.Errorf("errors: %d errors of %d requests", sp.Errors, sp.Requests)
+	}
+	if sp.Requests == 0 {
+		if sp.P50S != nil || sp.P99S != nil || sp.MaxS != nil || sp.Histogram != nil {
+			return fmt.Errorf("histogram: p50_s, p99_s, max_s and histogram must be null without requests")
+		}
+		return nil
+	}
+	if sp.MaxS == nil || sp.Histogram == nil {
+		return fmt.Errorf("histogram: max_s and histogram must be set when there are requests")
+	}
+	p := &t.points[i]
+	p.requests, p.errors = sp.Requests, sp.Errors
+	var err error
+	if p.max, err = micros(*sp.MaxS); err != nil {
+		return fmt.Errorf("max_s: %w", err)
+	}
+	h, err := pointGeom.decode(*sp.Histogram)
+	if err != nil {
+		return fmt.Errorf("histogram: %w", err)
+	}
+	if h.TotalCount() != sp.Requests {
+		return fmt.Errorf("histogram: holds %d values, requests is %d", h.TotalCount(), sp.Requests)
+	}
+	if i < len(t.points)-liveCap {
+		// Keep the encoding as read: it is the closed form.
+		p.enc = *sp.Histogram
+		p.p50 = quantile(h, 0.50, 0, p.max)
+		p.p99 = quantile(h, 0.99, 0, p.max)
+	} else {
+		p.hist = h
+	}
+	return nil
+}
+
+// floorDiv is a / b rounded towards minus infinity (b > 0).
+func floorDiv(a, b int64) int64 {
+	q := a / b
+	if a%b != 0 && a < 0 {
+		q--
+	}
+	return q
+}
