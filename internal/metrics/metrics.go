@@ -229,24 +229,6 @@ func (m *Metrics) dist(which string) *dist {
 	return nil
 }
 
-// histograms returns how many histograms m holds in memory, children and
-// timeline included.
-func (m *Metrics) histograms() int {
-	n := 0
-	for _, d := range []*dist{&m.response, &m.service, &m.lag} {
-		if d.h != nil {
-			n++
-		}
-	}
-	for _, c := range m.byStatus {
-		n += c.histograms()
-	}
-	if m.timeline != nil {
-		n += m.timeline.histograms()
-	}
-	return n
-}
-
 // Summary returns the JSON form of m, computing its statistics.
 func (m *Metrics) Summary() Summary {
 	s := Summary{Stats: m.stats(), ByStatus: []StatusSummary{}}

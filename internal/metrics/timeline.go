@@ -261,17 +261,6 @@ func (t *timeline) release(h *hdr.Histogram) {
 	}
 }
 
-// histograms returns how many histograms the timeline holds in memory.
-func (t *timeline) histograms() int {
-	n := len(t.spare)
-	for i := range t.points {
-		if t.points[i].hist != nil {
-			n++
-		}
-	}
-	return n
-}
-
 func (t *timeline) summary() TimelineSummary {
 	s := TimelineSummary{
 		IntervalS: float64(t.interval) / 1e9,

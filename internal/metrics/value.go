@@ -66,7 +66,10 @@ func (d *ValueDist) Add(v float64) {
 	case v >= MaxValue:
 		x = MaxValue * 1e6
 	default:
-		x = int64(math.Round(v * 1e6))
+		// Scale the whole and fractional parts apart: v * 1e6 would round
+		// integers above 2^53 / 1e6 (sizes in bytes).
+		whole, frac := math.Modf(v)
+		x = int64(whole)*1e6 + int64(math.Round(frac*1e6))
 	}
 	if d.h == nil {
 		d.h = valueGeom.new()
