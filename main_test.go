@@ -226,7 +226,8 @@ func TestExitCodes(t *testing.T) {
 
 func TestHelpAndVersion(t *testing.T) {
 	_, stderr, err := runArgs(t, terminal{}, "-h")
-	if !errors.Is(err, flag.ErrHelp) || !strings.Contains(stderr, "usage: teckenrun [flags] PLAN.yaml") || !strings.Contains(stderr, "-format format") {
+	if !errors.Is(err, flag.ErrHelp) || !strings.Contains(stderr, "usage: teckenrun [flags] PLAN.yaml") || !strings.Contains(stderr, "-format auto|table|json") ||
+		!strings.Contains(stderr, "-grace DURATION") || !strings.Contains(stderr, "3 is reserved for thresholds, which are not implemented yet") {
 		t.Errorf("-h: %v\n%s", err, stderr)
 	}
 	stdout, _, err := runArgs(t, terminal{}, "-version")

@@ -31,7 +31,7 @@ func TestParsePlanErrors(t *testing.T) {
 		{"duration without unit", "host: embedded\ntimeout: 30\n",
 			[]string{`plan.yaml:2: "30" is not a duration; write it with a unit, such as 30s`}},
 		{"negative duration", "host: embedded\ntimeout: -1s\n", []string{`plan.yaml:2: duration "-1s" must not be negative`}},
-		{"wrong type", "host: embedded\nstop_on_error: maybe\n", []string{"plan.yaml:2: cannot unmarshal !!str `maybe` into bool"}},
+		{"wrong type", "host: embedded\nstop_on_error: maybe\n", []string{`plan.yaml: stop_on_error: want true or false, got "maybe" (line 2)`}},
 		{"syntax error", "host: [embedded\n", []string{"plan.yaml:"}},
 		{"unset variable", "host: ${TECKENRUN_TEST_UNSET_HOST}\nname: ${TECKENRUN_TEST_UNSET_NAME}\n",
 			[]string{"plan.yaml:1: environment variable TECKENRUN_TEST_UNSET_HOST is not set",
@@ -82,7 +82,7 @@ func TestValidateReportsEveryProblem(t *testing.T) {
 		{"duplicate names", "host: embedded\nsteps:\n  - {name: a, download: {csv: a.csv}}\n  - {name: a, download: {csv: a.csv}}\n",
 			[]string{`plan.yaml: steps[1].name: "a" is already the name of steps[0]`}},
 		{"token in auth_token_env", "host: embedded\nauth_token_env: 0123456789abcdef-secret\nsteps:\n  - download: {csv: a.csv}\n",
-			[]string{"plan.yaml: auth_token_env: must name an environment variable"}},
+			[]string{"plan.yaml: auth_token_env: must be the name of an environment variable"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -56,6 +56,10 @@ func (d *DownloadStep) validate(v *validator, path string) {
 	v.nonNegative(path+".rate", d.Rate)
 }
 
+func (d *DownloadStep) reads() []planFile {
+	return []planFile{{"csv", d.CSV}, {"missing_csv", d.MissingCSV}}
+}
+
 func ptr[T any](v T) *T { return &v }
 
 // downloadRetries is how often a download is retried after a
@@ -105,7 +109,7 @@ func (d *DownloadStep) run(ctx context.Context, rc *runContext) (stepResult, err
 	if d.Try {
 		prefix += "/try"
 	}
-	tr := newTransport(*d.Concurrency)
+	tr := rc.transport(*d.Concurrency)
 	defer tr.CloseIdleConnections()
 	pol := retryPolicy{retries: downloadRetries, base: 100 * time.Millisecond, cap: 2 * time.Second,
 		timeout: time.Duration(rc.plan.Timeout)}

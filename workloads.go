@@ -74,7 +74,7 @@ func runPlan(ctx context.Context, plan *Plan, steps []int, rs runSettings) (*Rep
 	if plan.Seed != nil {
 		seed = *plan.Seed
 	}
-	report := &Report{Plan: plan.Name, Host: plan.Host, StartedAt: started.UTC(), Seed: seed, Version: version, Steps: []StepReport{}}
+	report := &Report{Plan: plan.Name, Host: redactURL(plan.Host), StartedAt: started.UTC(), Seed: seed, Version: version, Steps: []StepReport{}}
 	state := &runState{}
 	defer state.cleanup()
 	rc := runContext{state: state, plan: plan, host: strings.TrimSuffix(plan.Host, "/"), symHost: strings.TrimSuffix(plan.SymbolicationHost, "/"),
@@ -188,7 +188,7 @@ func (rc *runContext) token() string {
 	if rc.plan.Host == "embedded" {
 		return emulator.EmbeddedToken
 	}
-	return os.Getenv(rc.plan.AuthTokenEnv)
+	return strings.TrimSpace(os.Getenv(rc.plan.AuthTokenEnv)) // Validate checked what is left
 }
 
 // stepSeed returns the step's own seed if set, else one derived from the
