@@ -187,3 +187,73 @@ func TestShippedPlansValidate(t *testing.T) {
 		}
 	}
 }
+
+func TestYAMLTypeErrorsNameTheFieldPath(t *testing.T) {
+	tests := []struct {
+		name, yaml string
+		want       []string
+	}{
+		{"string for an integer", "name: x\nhost: embedded\nsteps:\n  - download:\n      csv: a.csv\n      max_requests: 5\n      concurrency: ten\n",
+			[]string{`plan.yaml: steps[0].download.concurrency: want an integer, got "ten" (line 7)`}},
+		{"two on one line, one long", "host: embedded\nsteps:\n  - download: {csv: averyveryverylongvalue, concurrency: averyveryverylongvalue, try: maybe}\n",
+			[]string{`plan.yaml: steps[0].download.concurrency: want an integer, got "averyveryverylongvalue" (line 3)`,
+				`plan.yaml: steps[0].download.try: want true or false, got "maybe" (line 3)`}},
+		{"list for a number", "host: embedded\nsteps:\n  - symbolicate:\n      rate: [1, 2]\n",
+			[]string{`plan.yaml: steps[0].symbolicate.rate: want a number, got a list (line 4)`}},
+		{"negative seed", "host: embedded\nseed: -1\n", []string{`plan.yaml: seed: want a whole number of 0 or more, got "-1" (line 2)`}},
+		{"steps as a mapping", "host: embedded\nsteps:\n  download: {csv: a.csv}\n",
+			[]string{`plan.yaml: steps: want a list of steps, got a mapping (line 3)`}},
+		{"a kind as a list", "host: embedded\nsteps:\n  - make-zips: [synthetic]\n  - plain\n",
+			[]string{`plan.yaml: steps[0].make-zips: want a mapping of make-zips keys, got a list (line 3)`,
+				`plan.yaml: steps[1]: want a step (a mapping with one kind and an optional name), got "plain" (line 4)`}},
+		{"a list for a plan", "- host: embedded\n", []string{`plan.yaml: want a mapping of plan keys, got a list (line 1)`}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := ParsePlan(strings.NewReader(tt.yaml), "plan.yaml")
+			if err == nil {
+				t.Fatal("no error")
+			}
+			if got := strings.Split(err.Error(), "\n"); strings.Join(got, "\n") != strings.Join(tt.want, "\n") {
+				t.Errorf("error\n%v\nwant\n%s", err, strings.Join(tt.want, "\n"))
+			}
+		})
+	}
+}
+
+func TestEnvIsNotExpandedInComments(t *testing.T) {
+	t.Setenv("TECKENRUN_TEST_NAME", "n")
+	plan := "host: embedded # ${TECKENRUN_TEST_UNSET_1}\n" +
+		"name: \"a # ${TECKENRUN_TEST_NAME}\" # ${TECKENRUN_TEST_UNSET_2}\n" +
+		"user_agent: it's ${TECKENRUN_TEST_NAME}#${TECKENRUN_TEST_NAME} # it's ${TECKENRUN_TEST_UNSET_3}\n" +
+		"steps: # ${TECKENRUN_TEST_UNSET_4}\n" +
+		"  - download: {csv: 'b # ${TECKENRUN_TEST_NAME}'} # ${TECKENRUN_TEST_UNSET_5}\n"
+	p, err := ParsePlan(strings.NewReader(plan), "plan.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Name != "a # n" || p.UserAgent != "it's n#n" || p.Steps[0].Download.CSV != "b # n" {
+		t.Errorf("name %q, user_agent %q, csv %q", p.Name, p.UserAgent, p.Steps[0].Download.CSV)
+	}
+	_, err = ParsePlan(strings.NewReader("host: ${TECKENRUN_TEST_UNSET_6} # ok\n"), "plan.yaml")
+	if err == nil || !strings.Contains(err.Error(), "plan.yaml:1: environment variable TECKENRUN_TEST_UNSET_6 is not set") {
+		t.Errorf("unset variable before a comment: %v", err)
+	}
+}
+
+func TestSyntheticPlatformIsExact(t *testing.T) {
+	for _, tt := range []struct{ platform, want string }{
+		{"windows", ""}, {"linux", ""}, {"mac", ""},
+		{"dows", `plan.yaml: steps[0].make-zips.platform: must be one of windows, linux, mac, got "dows" (line 3)`},
+		{"lin", `got "lin"`}, {"Windows", `got "Windows"`}, {"windows linux", `got "windows linux"`},
+	} {
+		p, err := ParsePlan(strings.NewReader("host: embedded\nsteps:\n  - make-zips: {source: synthetic, platform: \""+tt.platform+"\"}\n"), "plan.yaml")
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = p.Validate()
+		if (tt.want == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), tt.want)) {
+			t.Errorf("platform %q: %v, want %q", tt.platform, err, tt.want)
+		}
+	}
+}
