@@ -248,6 +248,7 @@ func TestFlagErrorsNameTheFlag(t *testing.T) {
 		{"ftp host", []string{"-host", "ftp://x", "plans/demo.yaml"}, `-host: must be an http(s) URL such as https://symbols.mozilla.org, or embedded; got "ftp://x"`},
 		{"port out of range", []string{"-host", "http://127.0.0.1:70000", "plans/demo.yaml"}, `-host: port 70000 is not between 1 and 65535 in "http://127.0.0.1:70000"`},
 		{"unknown flag", []string{"-bogus", "plans/demo.yaml"}, "flag provided but not defined: -bogus (teckenrun -h lists the flags)"},
+		{"unknown emulator flag", []string{"emulator", "-bogus"}, "emulator: flag provided but not defined: -bogus (teckenrun emulator -h lists the flags)"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
