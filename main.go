@@ -102,10 +102,10 @@ type options struct {
 func parseFlags(args []string, stderr io.Writer) (*options, []string, error) {
 	o := &options{grace: 5 * time.Second}
 	fs := flag.NewFlagSet("teckenrun", flag.ContinueOnError)
-	fs.StringVar(&o.format, "format", "auto", "`auto|table|json`: tables on a terminal, JSON otherwise")
+	fs.StringVar(&o.format, "format", "auto", "output `auto|table|json`: auto is tables on a terminal, JSON otherwise")
 	fs.StringVar(&o.host, "host", "", "run against this `URL` (or embedded) instead of the plan's host; every request stays on it")
-	fs.StringVar(&o.only, "only", "", "run only the steps with these names, comma-separated (`NAME[,NAME]`)")
-	fs.BoolVar(&o.validate, "validate", false, "check the plan and its files, print it with defaults filled in, and run nothing")
+	fs.StringVar(&o.only, "only", "", "run only the steps with these names (`NAME[,NAME]`)")
+	fs.BoolVar(&o.validate, "validate", false, "check the plan and its files, print where requests go and the plan with defaults filled in, run nothing")
 	fs.StringVar(&o.out, "out", "", "also write the JSON report to `FILE`")
 	fs.Func("seed", "seed every random choice with `N` (default: the plan's seed, else random)", func(s string) error {
 		n, err := strconv.ParseUint(s, 10, 64)
@@ -115,7 +115,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, []string, error) {
 		o.seed, o.seedSet = n, true
 		return nil
 	})
-	fs.Func("grace", "after Ctrl-C, let requests in flight finish for this `DURATION` (default 5s)", func(s string) error {
+	fs.Func("grace", "after Ctrl-C, let requests in flight finish for this long (`DURATION`, default 5s)", func(s string) error {
 		d, err := time.ParseDuration(s)
 		if err != nil || d < 0 {
 			return errors.New("must be a duration of 0 or more, such as 5s or 1m")
