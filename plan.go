@@ -178,7 +178,7 @@ func commentStart(line []byte) int {
 	for i := 0; i < len(line); i++ {
 		c := line[i]
 		switch {
-		case quote == '"' && c == '\\':
+		case quote == '"' && c == '\\', quote == '\'' && c == '\'' && i+1 < len(line) && line[i+1] == '\'':
 			i++ // an escaped character, perhaps a quote
 		case quote != 0:
 			if c == quote {

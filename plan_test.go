@@ -226,14 +226,15 @@ func TestEnvIsNotExpandedInComments(t *testing.T) {
 	plan := "host: embedded # ${TECKENRUN_TEST_UNSET_1}\n" +
 		"name: \"a # ${TECKENRUN_TEST_NAME}\" # ${TECKENRUN_TEST_UNSET_2}\n" +
 		"user_agent: it's ${TECKENRUN_TEST_NAME}#${TECKENRUN_TEST_NAME} # it's ${TECKENRUN_TEST_UNSET_3}\n" +
+		"symbolication_host: 'embedded''s # ${TECKENRUN_TEST_NAME}' # ${TECKENRUN_TEST_UNSET_7}\n" +
 		"steps: # ${TECKENRUN_TEST_UNSET_4}\n" +
 		"  - download: {csv: 'b # ${TECKENRUN_TEST_NAME}'} # ${TECKENRUN_TEST_UNSET_5}\n"
 	p, err := ParsePlan(strings.NewReader(plan), "plan.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if p.Name != "a # n" || p.UserAgent != "it's n#n" || p.Steps[0].Download.CSV != "b # n" {
-		t.Errorf("name %q, user_agent %q, csv %q", p.Name, p.UserAgent, p.Steps[0].Download.CSV)
+	if p.Name != "a # n" || p.UserAgent != "it's n#n" || p.SymbolicationHost != "embedded's # n" || p.Steps[0].Download.CSV != "b # n" {
+		t.Errorf("name %q, user_agent %q, symbolication_host %q, csv %q", p.Name, p.UserAgent, p.SymbolicationHost, p.Steps[0].Download.CSV)
 	}
 	_, err = ParsePlan(strings.NewReader("host: ${TECKENRUN_TEST_UNSET_6} # ok\n"), "plan.yaml")
 	if err == nil || !strings.Contains(err.Error(), "plan.yaml:1: environment variable TECKENRUN_TEST_UNSET_6 is not set") {
