@@ -78,18 +78,20 @@ func isLoopback(host string) bool {
 	return ip != nil && ip.IsLoopback()
 }
 
-// staysOn reports whether a request to host stays where -host allows:
+// staysOn returns whether a request to a host stays where -host allows:
 // on the -host's own host name, or on this machine (the embedded
 // emulator, TaskCluster and S3). Without -host everything is allowed.
-func (p *Plan) staysOn(host string) bool {
-	if p.onlyHost == "" || isLoopback(host) {
-		return true
+func (p *Plan) staysOn() func(host string) bool {
+	if p.onlyHost == "" {
+		return func(string) bool { return true }
 	}
-	if p.onlyHost == "embedded" {
-		return false
+	name := "" // none but loopback for embedded
+	if u, err := url.Parse(p.onlyHost); err == nil && p.onlyHost != "embedded" {
+		name = normalHost(u.Hostname())
 	}
-	u, err := url.Parse(p.onlyHost)
-	return err == nil && normalHost(u.Hostname()) == normalHost(host)
+	return func(host string) bool {
+		return isLoopback(host) || (name != "" && normalHost(host) == name)
+	}
 }
 
 // overrideHost points the plan at host (the -host flag) and keeps every
@@ -118,10 +120,10 @@ func (v *validator) checkStaysOnHost() {
 	if p.onlyHost == "" {
 		return
 	}
-	only := redactURL(p.onlyHost)
+	only, staysOn := redactURL(p.onlyHost), p.staysOn()
 	check := func(path, raw, fix string) {
 		u, err := url.Parse(raw)
-		if err != nil || p.staysOn(u.Hostname()) {
+		if err != nil || u.Hostname() == "" || staysOn(u.Hostname()) {
 			return // a malformed URL is reported by the step's own checks
 		}
 		v.add(path, "%s is not on -host %s, which every request must stay on; %s", redactURL(raw), only, fix)
@@ -159,8 +161,9 @@ func (v *validator) checkStaysOnHost() {
 func (rc *runContext) transport(concurrency int) *http.Transport {
 	t := newTransport(concurrency)
 	if only := rc.plan.onlyHost; only != "" {
+		staysOn := rc.plan.staysOn()
 		t.Proxy = func(req *http.Request) (*url.URL, error) {
-			if !rc.plan.staysOn(req.URL.Hostname()) {
+			if !staysOn(req.URL.Hostname()) {
 				return nil, fmt.Errorf("%s is not on -host %s, which every request must stay on", req.URL.Host, redactURL(only))
 			}
 			return http.ProxyFromEnvironment(req)
