@@ -199,7 +199,7 @@ func commentStart(line []byte) int {
 var (
 	yamlLine      = regexp.MustCompile(`^(?:yaml: )?line (\d+): (.*)$`)
 	yamlNotFound  = regexp.MustCompile(`^field (\S+) not found in type main\.(\w+)$`)
-	yamlWrongType = regexp.MustCompile("^cannot unmarshal (!!\\w+)(?: `(.*)`)? into (\\S+)$")
+	yamlWrongType = regexp.MustCompile("^cannot unmarshal (!!\\w+)(?: `(.*)`)? into ([^\\s:]+)(?:: (.*))?$")
 )
 
 // yamlError turns a yaml decoding error into "file:line: message" lines;
@@ -231,7 +231,11 @@ func yamlError(name string, err error, root *yaml.Node) error {
 				if path != "" {
 					where += path + ": "
 				}
-				errs = append(errs, usageErrorf("%swant %s, got %s (line %d)", where, wantType(wt[3]), gotValue(n), line))
+				if reason := wt[4]; reason != "" {
+					errs = append(errs, usageErrorf("%s%s (line %d)", where, reason, line))
+				} else {
+					errs = append(errs, usageErrorf("%swant %s, got %s (line %d)", where, wantType(wt[3]), gotValue(n), line))
+				}
 				continue
 			}
 		}
@@ -603,15 +607,29 @@ type Duration time.Duration
 
 // UnmarshalYAML accepts only strings that time.ParseDuration accepts.
 func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind != yaml.ScalarNode {
+		return typeError(n, "main.Duration", "want a duration such as 30s, 5m or 1h30m, got "+gotValue(n))
+	}
 	v, err := time.ParseDuration(n.Value)
-	if n.Kind != yaml.ScalarNode || err != nil {
-		return fmt.Errorf("line %d: %q is not a duration; write it with a unit, such as 30s, 5m or 1h30m", n.Line, n.Value)
+	if err != nil {
+		return typeError(n, "main.Duration", fmt.Sprintf("%q is not a duration; write it with a unit, such as 30s, 5m or 1h30m", n.Value))
 	}
 	if v < 0 {
-		return fmt.Errorf("line %d: duration %q must not be negative", n.Line, n.Value)
+		return typeError(n, "main.Duration", fmt.Sprintf("duration %q must not be negative", n.Value))
 	}
 	*d = Duration(v)
 	return nil
+}
+
+// typeError is the error of a custom UnmarshalYAML: written as yaml
+// writes its own type errors, with the reason after them, so that yaml
+// reports it with the others and yamlError names its field path.
+func typeError(n *yaml.Node, goType, reason string) error {
+	value := ""
+	if n.Kind == yaml.ScalarNode {
+		value = " `" + n.Value + "`"
+	}
+	return &yaml.TypeError{Errors: []string{fmt.Sprintf("line %d: cannot unmarshal %s%s into %s: %s", n.Line, n.ShortTag(), value, goType, reason)}}
 }
 
 // MarshalYAML writes the duration as a Go duration string.
@@ -646,12 +664,12 @@ func ParseSize(s string) (Size, error) {
 
 // UnmarshalYAML parses the size with ParseSize.
 func (s *Size) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind != yaml.ScalarNode {
+		return typeError(n, "main.Size", "want a size such as 250mb, 1.5GB or 512k, got "+gotValue(n))
+	}
 	v, err := ParseSize(n.Value)
-	if n.Kind != yaml.ScalarNode || err != nil {
-		if err == nil {
-			err = fmt.Errorf("a size must be a single value")
-		}
-		return fmt.Errorf("line %d: %w", n.Line, err)
+	if err != nil {
+		return typeError(n, "main.Size", err.Error())
 	}
 	*s = v
 	return nil

@@ -29,8 +29,8 @@ func TestParsePlanErrors(t *testing.T) {
 		{"second document", "host: embedded\nsteps: []\n---\nhost: x\n",
 			[]string{"plan.yaml:3: a plan is one YAML document"}},
 		{"duration without unit", "host: embedded\ntimeout: 30\n",
-			[]string{`plan.yaml:2: "30" is not a duration; write it with a unit, such as 30s`}},
-		{"negative duration", "host: embedded\ntimeout: -1s\n", []string{`plan.yaml:2: duration "-1s" must not be negative`}},
+			[]string{`plan.yaml: timeout: "30" is not a duration; write it with a unit, such as 30s, 5m or 1h30m (line 2)`}},
+		{"negative duration", "host: embedded\ntimeout: -1s\n", []string{`plan.yaml: timeout: duration "-1s" must not be negative (line 2)`}},
 		{"wrong type", "host: embedded\nstop_on_error: maybe\n", []string{`plan.yaml: stop_on_error: want true or false, got "maybe" (line 2)`}},
 		{"syntax error", "host: [embedded\n", []string{"plan.yaml:"}},
 		{"unset variable", "host: ${TECKENRUN_TEST_UNSET_HOST}\nname: ${TECKENRUN_TEST_UNSET_NAME}\n",
@@ -207,6 +207,12 @@ func TestYAMLTypeErrorsNameTheFieldPath(t *testing.T) {
 			[]string{`plan.yaml: steps[0].make-zips: want a mapping of make-zips keys, got a list (line 3)`,
 				`plan.yaml: steps[1]: want a step (a mapping with one kind and an optional name), got "plain" (line 4)`}},
 		{"a list for a plan", "- host: embedded\n", []string{`plan.yaml: want a mapping of plan keys, got a list (line 1)`}},
+		{"durations and sizes, every one", "host: embedded\ntimeout: 30\nsteps:\n  - upload: {backoff: -1s, max_size: 10 parsecs, timeout: [1], concurrency: x}\n",
+			[]string{`plan.yaml: timeout: "30" is not a duration; write it with a unit, such as 30s, 5m or 1h30m (line 2)`,
+				`plan.yaml: steps[0].upload.backoff: duration "-1s" must not be negative (line 4)`,
+				`plan.yaml: steps[0].upload.max_size: "10 parsecs" has an unknown unit "parsecs"; use b, k, m, g or t (line 4)`,
+				`plan.yaml: steps[0].upload.timeout: want a duration such as 30s, 5m or 1h30m, got a list (line 4)`,
+				`plan.yaml: steps[0].upload.concurrency: want an integer, got "x" (line 4)`}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
