@@ -185,6 +185,14 @@ func TestShippedPlansValidate(t *testing.T) {
 		if err != nil {
 			t.Errorf("%s: %v", path, err)
 		}
+		// Every plan can be tried on this machine alone with -host embedded.
+		if p, err = LoadPlan(path); err == nil {
+			p.overrideHost("embedded")
+			err = p.Validate()
+		}
+		if err != nil {
+			t.Errorf("%s with -host embedded: %v", path, err)
+		}
 	}
 }
 
