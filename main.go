@@ -21,6 +21,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime/pprof"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -102,35 +103,44 @@ type options struct {
 }
 
 func parseFlags(args []string, stderr io.Writer) (*options, []string, error) {
-	o := &options{}
+	o := &options{grace: 5 * time.Second}
 	fs := flag.NewFlagSet("teckenrun", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.StringVar(&o.format, "format", "auto", "output `format`: auto (tables on a terminal, JSON otherwise), table or json")
-	fs.StringVar(&o.host, "host", "", "run against this `URL` (or embedded) instead of the plan's host")
-	fs.StringVar(&o.only, "only", "", "run only the steps with these `names`, comma-separated")
-	fs.BoolVar(&o.validate, "validate", false, "check the plan, print it with defaults filled in, and run nothing")
-	fs.StringVar(&o.out, "out", "", "also write the JSON report to `file`")
-	fs.Func("seed", "seed every random choice with `n` (default: the plan's seed, else random)", func(s string) error {
-		_, err := fmt.Sscan(s, &o.seed)
-		o.seedSet = err == nil
-		return err
+	fs.StringVar(&o.format, "format", "auto", "output `auto|table|json`: auto is tables on a terminal, JSON otherwise")
+	fs.StringVar(&o.host, "host", "", "run against this `URL` (or embedded) instead of the plan's host; every request stays on it")
+	fs.StringVar(&o.only, "only", "", "run only the steps with these names (`NAME[,NAME]`)")
+	fs.BoolVar(&o.validate, "validate", false, "check the plan and its files, print where requests go and the plan with defaults filled in, run nothing")
+	fs.StringVar(&o.out, "out", "", "also write the JSON report to `FILE`")
+	fs.Func("seed", "seed every random choice with `N` (default: the plan's seed, else random)", func(s string) error {
+		n, err := strconv.ParseUint(s, 10, 64)
+		if err != nil {
+			return errors.New("must be a whole number from 0 to 18446744073709551615")
+		}
+		o.seed, o.seedSet = n, true
+		return nil
 	})
-	fs.DurationVar(&o.grace, "grace", 5*time.Second, "after Ctrl-C, let requests in flight finish for this `long`")
+	fs.Func("grace", "after Ctrl-C, let requests in flight finish for this long (`DURATION`, default 5s)", func(s string) error {
+		d, err := time.ParseDuration(s)
+		if err != nil || d < 0 {
+			return errors.New("must be a duration of 0 or more, such as 5s or 1m")
+		}
+		o.grace = d
+		return nil
+	})
 	fs.BoolVar(&o.version, "version", false, "print the version and exit")
-	fs.StringVar(&o.cpuprof, "cpuprofile", "", "write a CPU profile of the run to `file` (for go tool pprof)")
-	fs.Usage = func() {
-		fmt.Fprintf(stderr, "usage: teckenrun [flags] PLAN.yaml\n       teckenrun report [-format table|json] RESULT.json\n       teckenrun schema report|plan\n       teckenrun metrics KIND\n       teckenrun emulator [-listen addr]\n\nRuns the steps of a plan against Tecken and reports what happened.\n\nFlags:\n")
-		fs.PrintDefaults()
-		fmt.Fprintf(stderr, "\nExit status: 0 ok, 1 a step failed, 2 usage error or invalid plan, 3 thresholds not met (and nothing else failed), 130 interrupted.\n")
-	}
+	fs.StringVar(&o.cpuprof, "cpuprofile", "", "write a CPU profile of the run to `FILE` (for go tool pprof)")
+	// The flag package would print a parse error and the usage; exitCode
+	// prints the error once instead, and only -h prints the usage.
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {}
 	// Flags may come before or after the plan.
 	var positional []string
 	for {
 		if err := fs.Parse(args); err != nil {
 			if errors.Is(err, flag.ErrHelp) {
+				printUsage(fs, stderr)
 				return nil, nil, err
 			}
-			return nil, nil, usageError{err}
+			return nil, nil, usageErrorf("%w (teckenrun -h lists the flags)", err)
 		}
 		if fs.NArg() == 0 {
 			break
@@ -143,7 +153,20 @@ func parseFlags(args []string, stderr io.Writer) (*options, []string, error) {
 	default:
 		return nil, nil, usageErrorf("-format must be auto, table or json, got %q", o.format)
 	}
+	if o.host != "" {
+		if err := checkHostURL(o.host); err != nil {
+			return nil, nil, usageErrorf("-host: %w", err)
+		}
+	}
 	return o, positional, nil
+}
+
+func printUsage(fs *flag.FlagSet, w io.Writer) {
+	fmt.Fprintf(w, "usage: teckenrun [flags] PLAN.yaml\n       teckenrun report [-format auto|table|json] RESULT.json\n       teckenrun schema report|plan\n       teckenrun metrics KIND\n       teckenrun emulator [-listen ADDR]\n\nRuns the steps of a plan against Tecken and reports what happened.\n\nFlags:\n")
+	fs.SetOutput(w)
+	fs.PrintDefaults()
+	fs.SetOutput(io.Discard)
+	fmt.Fprintf(w, "\nExit status: 0 ok, 1 a step failed, 2 bad flags or an invalid plan, 3 a threshold of the plan\nnot met (and nothing else failed), 130 interrupted.\n")
 }
 
 // run is teckenrun without the process around it: tests call it with
@@ -182,8 +205,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return err
 	}
 	if o.host != "" {
-		plan.Host = o.host
-		plan.SymbolicationHost = o.host
+		plan.overrideHost(o.host)
 	}
 	if o.seedSet {
 		plan.Seed = &o.seed
@@ -195,8 +217,19 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	if err := plan.ValidateSteps(steps, o.only != ""); err != nil {
 		return err
 	}
+	if err := plan.checkFiles(steps); err != nil {
+		return err
+	}
+	if err := checkOut(o.out); err != nil {
+		return err
+	}
 	if o.validate {
-		return yaml.NewEncoder(stdout).Encode(plan)
+		shown := *plan // passwords in URLs are never printed
+		shown.Host, shown.SymbolicationHost = redactURL(plan.Host), redactURL(plan.SymbolicationHost)
+		if _, err := io.WriteString(stdout, plan.urlsComment(steps)); err != nil {
+			return err
+		}
+		return yaml.NewEncoder(stdout).Encode(&shown)
 	}
 	if plan.Name == "" {
 		plan.Name = strings.TrimSuffix(filepath.Base(positional[0]), filepath.Ext(positional[0]))
@@ -247,6 +280,23 @@ func writeReport(stdout io.Writer, o *options, term terminal, r *Report) error {
 		return nil
 	}
 	return writeFileAtomic(o.out, func(w io.Writer) error { return jsonReport(w, r) })
+}
+
+// checkOut finds, before the run, an -out that could not be written at
+// its end: a directory, or a folder where no file can be created.
+func checkOut(path string) error {
+	if path == "" {
+		return nil
+	}
+	if info, err := os.Stat(path); err == nil && info.IsDir() {
+		return usageErrorf("-out %s is a directory; give the report's file name", path)
+	}
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*.tmp")
+	if err != nil {
+		return usageErrorf("-out %s cannot be written: %w", path, err)
+	}
+	f.Close()
+	return os.Remove(f.Name())
 }
 
 // writeFileAtomic writes a file through a temporary file in the same

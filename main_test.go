@@ -208,11 +208,74 @@ func TestExitCodes(t *testing.T) {
 
 func TestHelpAndVersion(t *testing.T) {
 	_, stderr, err := runArgs(t, terminal{}, "-h")
-	if !errors.Is(err, flag.ErrHelp) || !strings.Contains(stderr, "usage: teckenrun [flags] PLAN.yaml") || !strings.Contains(stderr, "-format format") {
+	if !errors.Is(err, flag.ErrHelp) || !strings.Contains(stderr, "usage: teckenrun [flags] PLAN.yaml") || !strings.Contains(stderr, "-format auto|table|json") ||
+		!strings.Contains(stderr, "-grace DURATION") || !strings.Contains(stderr, "3 a threshold of the plan\nnot met") {
 		t.Errorf("-h: %v\n%s", err, stderr)
 	}
 	stdout, _, err := runArgs(t, terminal{}, "-version")
 	if err != nil || stdout != "teckenrun "+version+"\n" {
 		t.Errorf("-version: %q %v", stdout, err)
+	}
+}
+
+func TestFlagErrorsNameTheFlag(t *testing.T) {
+	tests := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"seed with letters", []string{"-seed", "12abc", "plans/demo.yaml"}, `invalid value "12abc" for flag -seed: must be a whole number`},
+		{"negative seed", []string{"-seed", "-1", "plans/demo.yaml"}, `invalid value "-1" for flag -seed`},
+		{"negative grace", []string{"-grace", "-1s", "plans/demo.yaml"}, `invalid value "-1s" for flag -grace: must be a duration of 0 or more`},
+		{"ftp host", []string{"-host", "ftp://x", "plans/demo.yaml"}, `-host: must be an http(s) URL such as https://symbols.mozilla.org, or embedded; got "ftp://x"`},
+		{"port out of range", []string{"-host", "http://127.0.0.1:70000", "plans/demo.yaml"}, `-host: port 70000 is not between 1 and 65535 in "http://127.0.0.1:70000"`},
+		{"unknown flag", []string{"-bogus", "plans/demo.yaml"}, "flag provided but not defined: -bogus (teckenrun -h lists the flags)"},
+		{"unknown emulator flag", []string{"emulator", "-bogus"}, "emulator: flag provided but not defined: -bogus (teckenrun emulator -h lists the flags)"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			stdout, stderr, err := runArgs(t, terminal{}, tt.args...)
+			if err == nil || !strings.HasPrefix(err.Error(), strings.SplitN(tt.want, ":", 2)[0]) || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("error %v, want %q", err, tt.want)
+			}
+			var msg bytes.Buffer
+			if code := exitCode(err, &msg); code != exitUsage {
+				t.Errorf("exit code %d, want %d", code, exitUsage)
+			}
+			// The error is printed once, by exitCode: nothing before it.
+			if stdout != "" || stderr != "" || strings.Contains(err.Error(), "plans/demo.yaml") {
+				t.Errorf("stdout %q, stderr %q, error %v", stdout, stderr, err)
+			}
+		})
+	}
+	// -seed sets the run's seed exactly.
+	stdout, _, err := runArgs(t, terminal{}, "-validate", "-seed", "18446744073709551615", "plans/demo.yaml")
+	if err != nil || !strings.Contains(stdout, "seed: 18446744073709551615\n") {
+		t.Errorf("-seed max: %v\n%s", err, stdout)
+	}
+}
+
+// TestOutIsCheckedBeforeTheRun gives -out a directory, and a file in a
+// folder that does not exist: both are errors before any step runs (the
+// make-zips step would write its folder).
+func TestOutIsCheckedBeforeTheRun(t *testing.T) {
+	dir := t.TempDir()
+	zips := filepath.Join(dir, "zips")
+	plan := filepath.Join(dir, "plan.yaml")
+	os.WriteFile(plan, []byte("host: embedded\nsteps:\n  - make-zips: {source: synthetic, save_dir: "+zips+", zip_size: 8kb, sym_size: 4kb}\n"), 0o644)
+	for _, tt := range []struct{ out, want string }{
+		{dir, "-out " + dir + " is a directory; give the report's file name"},
+		{filepath.Join(dir, "nope", "report.json"), "-out " + filepath.Join(dir, "nope", "report.json") + " cannot be written"},
+	} {
+		stdout, _, err := runArgs(t, terminal{}, "-out", tt.out, plan)
+		if err == nil || !strings.Contains(err.Error(), tt.want) || exitCode(err, new(bytes.Buffer)) != exitUsage {
+			t.Errorf("-out %s: %v, want %q", tt.out, err, tt.want)
+		}
+		if stdout != "" || fileExists(zips) {
+			t.Errorf("-out %s: the plan ran (stdout %q)", tt.out, stdout)
+		}
+	}
+	if tmp, _ := filepath.Glob(filepath.Join(dir, ".*.tmp")); len(tmp) != 0 {
+		t.Errorf("the check left %v", tmp)
 	}
 }

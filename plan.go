@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"net/url"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -43,6 +42,9 @@ type Plan struct {
 	sha256     string      // of the plan file's bytes, hex
 	dir        string      // relative paths in steps are resolved against it
 	root       *yaml.Node  // the parsed document, for line numbers
+
+	// onlyHost is the -host flag: every request of the run stays on it.
+	onlyHost string
 }
 
 // Step is one entry of a plan's steps: exactly one kind, and an optional
@@ -126,6 +128,10 @@ func ParsePlan(r io.Reader, name string) (*Plan, error) {
 	if err != nil {
 		return nil, err
 	}
+	var root yaml.Node
+	if err := yaml.Unmarshal(data, &root); err != nil {
+		return nil, yamlError(name, err, nil)
+	}
 	p := defaultPlan()
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
@@ -133,17 +139,13 @@ func ParsePlan(r io.Reader, name string) (*Plan, error) {
 		if errors.Is(err, io.EOF) {
 			return nil, usageErrorf("%s: plan is empty", name)
 		}
-		return nil, yamlError(name, err)
+		return nil, yamlError(name, err, &root)
 	}
 	var extra yaml.Node
 	if err := dec.Decode(&extra); err == nil {
 		return nil, usageErrorf("%s:%d: a plan is one YAML document; remove the second one (starting with ---)", name, extra.Line)
 	} else if !errors.Is(err, io.EOF) {
-		return nil, yamlError(name, err)
-	}
-	var root yaml.Node
-	if err := yaml.Unmarshal(data, &root); err != nil {
-		return nil, yamlError(name, err)
+		return nil, yamlError(name, err, &root)
 	}
 	sum := sha256.Sum256(raw)
 	p.file, p.root, p.dir, p.sha256 = name, &root, ".", hex.EncodeToString(sum[:])
@@ -153,15 +155,13 @@ func ParsePlan(r io.Reader, name string) (*Plan, error) {
 
 var envRef = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)\}`)
 
-// expandEnv replaces ${VAR} with the variable's value outside comment
-// lines. Every unset variable is reported with its line.
+// expandEnv replaces ${VAR} with the variable's value outside comments.
+// Every unset variable is reported with its line.
 func expandEnv(data []byte, name string) ([]byte, error) {
 	var errs []error
 	lines := bytes.SplitAfter(data, []byte("\n"))
 	for i, line := range lines {
-		if bytes.HasPrefix(bytes.TrimSpace(line), []byte("#")) {
-			continue
-		}
+		line, comment := line[:commentStart(line)], line[commentStart(line):]
 		lines[i] = envRef.ReplaceAllFunc(line, func(ref []byte) []byte {
 			v, ok := os.LookupEnv(string(ref[2 : len(ref)-1]))
 			if !ok {
@@ -169,6 +169,7 @@ func expandEnv(data []byte, name string) ([]byte, error) {
 			}
 			return []byte(v)
 		})
+		lines[i] = append(lines[i], comment...)
 	}
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
@@ -176,13 +177,42 @@ func expandEnv(data []byte, name string) ([]byte, error) {
 	return bytes.Join(lines, nil), nil
 }
 
+// commentStart returns where a line's comment starts: at a # that begins
+// the line or follows a blank, outside a quoted scalar; len(line) when
+// there is none.
+func commentStart(line []byte) int {
+	var quote byte    // the quote of the scalar being read, or 0
+	prev := byte(' ') // the last non-blank byte outside quotes
+	for i := 0; i < len(line); i++ {
+		c := line[i]
+		switch {
+		case quote == '"' && c == '\\', quote == '\'' && c == '\'' && i+1 < len(line) && line[i+1] == '\'':
+			i++ // an escaped character, perhaps a quote
+		case quote != 0:
+			if c == quote {
+				quote = 0
+			}
+		case (c == '"' || c == '\'') && strings.IndexByte(" :-[{,", prev) >= 0:
+			quote = c
+		case c == '#' && (i == 0 || line[i-1] == ' ' || line[i-1] == '\t'):
+			return i
+		}
+		if quote == 0 && c != ' ' && c != '\t' {
+			prev = c
+		}
+	}
+	return len(line)
+}
+
 var (
-	yamlLine     = regexp.MustCompile(`^(?:yaml: )?line (\d+): (.*)$`)
-	yamlNotFound = regexp.MustCompile(`^field (\S+) not found in type main\.(\w+)$`)
+	yamlLine      = regexp.MustCompile(`^(?:yaml: )?line (\d+): (.*)$`)
+	yamlNotFound  = regexp.MustCompile(`^field (\S+) not found in type main\.(\w+)$`)
+	yamlWrongType = regexp.MustCompile("^cannot unmarshal (!!\\w+)(?: `(.*)`)? into ([^\\s:]+)(?:: (.*))?$")
 )
 
-// yamlError turns a yaml decoding error into "file:line: message" lines.
-func yamlError(name string, err error) error {
+// yamlError turns a yaml decoding error into "file:line: message" lines;
+// a value of the wrong type is named by its field path, found in root.
+func yamlError(name string, err error, root *yaml.Node) error {
 	var msgs []string
 	var te *yaml.TypeError
 	if errors.As(err, &te) {
@@ -191,6 +221,7 @@ func yamlError(name string, err error) error {
 		msgs = []string{err.Error()}
 	}
 	var errs []error
+	used := map[*yaml.Node]bool{}
 	for _, m := range msgs {
 		sub := yamlLine.FindStringSubmatch(m)
 		if sub == nil {
@@ -201,9 +232,130 @@ func yamlError(name string, err error) error {
 		if nf := yamlNotFound.FindStringSubmatch(msg); nf != nil {
 			msg = unknownKeyMessage(nf[1], nf[2])
 		}
+		if wt := yamlWrongType.FindStringSubmatch(msg); wt != nil && root != nil {
+			line, _ := strconv.Atoi(sub[1]) // the regexp admits only digits
+			if path, n := findValue(root, line, wt[1], wt[2], wt[3], used); n != nil {
+				where := name + ": "
+				if path != "" {
+					where += path + ": "
+				}
+				if reason := wt[4]; reason != "" {
+					errs = append(errs, usageErrorf("%s%s (line %d)", where, reason, line))
+				} else {
+					errs = append(errs, usageErrorf("%swant %s, got %s (line %d)", where, wantType(wt[3]), gotValue(n), line))
+				}
+				continue
+			}
+		}
 		errs = append(errs, usageErrorf("%s:%s: %s", name, sub[1], msg))
 	}
 	return errors.Join(errs...)
+}
+
+// findValue finds the value node that yaml's "cannot unmarshal" message
+// is about: on line, with tag, decoded into goType, and with value (which
+// yaml cuts to 7 characters and "..." when it is longer than 10). It
+// returns the node's field path, such as steps[0].download.concurrency.
+// Nodes in used are skipped, so that two errors on one line find two.
+func findValue(root *yaml.Node, line int, tag, value, goType string, used map[*yaml.Node]bool) (string, *yaml.Node) {
+	matches := func(n *yaml.Node, t reflect.Type) bool {
+		if n.Line != line || n.ShortTag() != tag || used[n] || t == nil || t.String() != goType {
+			return false
+		}
+		if v, cut := strings.CutSuffix(value, "..."); cut && len(n.Value) > 10 {
+			return strings.HasPrefix(n.Value, v)
+		}
+		return value == "" || n.Value == value
+	}
+	// walk follows the Go type t that each node is decoded into (nil
+	// when it is not known), as yaml does.
+	var walk func(n *yaml.Node, path string, t reflect.Type) (string, *yaml.Node)
+	walk = func(n *yaml.Node, path string, t reflect.Type) (string, *yaml.Node) {
+		for t != nil && t.Kind() == reflect.Pointer {
+			t = t.Elem()
+		}
+		if matches(n, t) {
+			used[n] = true
+			return path, n
+		}
+		switch n.Kind {
+		case yaml.DocumentNode:
+			for _, c := range n.Content {
+				if p, found := walk(c, path, t); found != nil {
+					return p, found
+				}
+			}
+		case yaml.MappingNode:
+			for i := 0; i+1 < len(n.Content); i += 2 {
+				key := n.Content[i].Value
+				var ft reflect.Type
+				if t != nil && t.Kind() == reflect.Struct {
+					for j := range t.NumField() {
+						if yamlKey(t.Field(j)) == key {
+							ft = t.Field(j).Type
+						}
+					}
+				}
+				if path != "" {
+					key = path + "." + key
+				}
+				if p, found := walk(n.Content[i+1], key, ft); found != nil {
+					return p, found
+				}
+			}
+		case yaml.SequenceNode:
+			var et reflect.Type
+			if t != nil && t.Kind() == reflect.Slice {
+				et = t.Elem()
+			}
+			for i, c := range n.Content {
+				if p, found := walk(c, fmt.Sprintf("%s[%d]", path, i), et); found != nil {
+					return p, found
+				}
+			}
+		}
+		return "", nil
+	}
+	return walk(root, "", reflect.TypeFor[Plan]())
+}
+
+// wantType says in words what a Go type in yaml's messages takes.
+func wantType(goType string) string {
+	switch goType {
+	case "int", "int64", "int32":
+		return "an integer"
+	case "uint64", "uint", "uint32":
+		return "a whole number of 0 or more"
+	case "float64":
+		return "a number"
+	case "bool":
+		return "true or false"
+	case "string":
+		return "a string"
+	case "[]string":
+		return "a list of strings"
+	case "[]main.Step":
+		return "a list of steps"
+	case "main.Step":
+		return "a step (a mapping with one kind and an optional name)"
+	case "main.Plan":
+		return "a mapping of plan keys"
+	}
+	if t, ok := planTypes[strings.TrimPrefix(goType, "main.")]; ok {
+		return "a mapping of " + kindOfType(t) + " keys"
+	}
+	return goType
+}
+
+// gotValue says what a node holds: a scalar quoted, else its kind.
+func gotValue(n *yaml.Node) string {
+	switch n.Kind {
+	case yaml.MappingNode:
+		return "a mapping"
+	case yaml.SequenceNode:
+		return "a list"
+	}
+	return strconv.Quote(n.Value)
 }
 
 // planTypes maps the Go type names in yaml's errors to what the user wrote.
@@ -334,7 +486,7 @@ func (p *Plan) ValidateSteps(steps []int, only bool) error {
 		v.checkHost("symbolication_host", p.SymbolicationHost)
 	}
 	if p.AuthTokenEnv != "" && !envName.MatchString(p.AuthTokenEnv) {
-		v.add("auth_token_env", "must name an environment variable (such as TECKEN_AUTH_TOKEN), not hold the token")
+		v.add("auth_token_env", "must be the name of an environment variable (upper-case letters, digits and _, such as TECKEN_AUTH_TOKEN), not the token; the value given is not shown")
 	}
 	if p.Timeout <= 0 {
 		v.add("timeout", "must be more than 0, got %s", time.Duration(p.Timeout))
@@ -378,10 +530,14 @@ func (p *Plan) ValidateSteps(steps []int, only bool) error {
 			v.add(path, "a step has exactly one kind, this one has %s; make them separate steps", strings.Join(kinds, " and "))
 		}
 	}
+	v.checkStaysOnHost()
 	return v.err()
 }
 
-var envName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+// envName is what auth_token_env must look like: a portable environment
+// variable name. Tecken's tokens are lower-case hex, so a token put there
+// by mistake is never taken for a name (and never printed).
+var envName = regexp.MustCompile(`^[A-Z_][A-Z0-9_]*$`)
 
 // validator collects validation problems.
 type validator struct {
@@ -402,12 +558,8 @@ func (v *validator) add(path, format string, args ...any) {
 func (v *validator) err() error { return errors.Join(v.errs...) }
 
 func (v *validator) checkHost(path, host string) {
-	if host == "embedded" {
-		return
-	}
-	u, err := url.Parse(host)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		v.add(path, "must be an http(s) URL such as https://symbols.mozilla.org, or embedded; got %q", host)
+	if err := checkHostURL(host); err != nil {
+		v.add(path, "%v", err)
 	}
 }
 
@@ -476,15 +628,29 @@ type Duration time.Duration
 
 // UnmarshalYAML accepts only strings that time.ParseDuration accepts.
 func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind != yaml.ScalarNode {
+		return typeError(n, "main.Duration", "want a duration such as 30s, 5m or 1h30m, got "+gotValue(n))
+	}
 	v, err := time.ParseDuration(n.Value)
-	if n.Kind != yaml.ScalarNode || err != nil {
-		return fmt.Errorf("line %d: %q is not a duration; write it with a unit, such as 30s, 5m or 1h30m", n.Line, n.Value)
+	if err != nil {
+		return typeError(n, "main.Duration", fmt.Sprintf("%q is not a duration; write it with a unit, such as 30s, 5m or 1h30m", n.Value))
 	}
 	if v < 0 {
-		return fmt.Errorf("line %d: duration %q must not be negative", n.Line, n.Value)
+		return typeError(n, "main.Duration", fmt.Sprintf("duration %q must not be negative", n.Value))
 	}
 	*d = Duration(v)
 	return nil
+}
+
+// typeError is the error of a custom UnmarshalYAML: written as yaml
+// writes its own type errors, with the reason after them, so that yaml
+// reports it with the others and yamlError names its field path.
+func typeError(n *yaml.Node, goType, reason string) error {
+	value := ""
+	if n.Kind == yaml.ScalarNode {
+		value = " `" + n.Value + "`"
+	}
+	return &yaml.TypeError{Errors: []string{fmt.Sprintf("line %d: cannot unmarshal %s%s into %s: %s", n.Line, n.ShortTag(), value, goType, reason)}}
 }
 
 // MarshalYAML writes the duration as a Go duration string.
@@ -519,12 +685,12 @@ func ParseSize(s string) (Size, error) {
 
 // UnmarshalYAML parses the size with ParseSize.
 func (s *Size) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind != yaml.ScalarNode {
+		return typeError(n, "main.Size", "want a size such as 250mb, 1.5GB or 512k, got "+gotValue(n))
+	}
 	v, err := ParseSize(n.Value)
-	if n.Kind != yaml.ScalarNode || err != nil {
-		if err == nil {
-			err = fmt.Errorf("a size must be a single value")
-		}
-		return fmt.Errorf("line %d: %w", n.Line, err)
+	if err != nil {
+		return typeError(n, "main.Size", err.Error())
 	}
 	*s = v
 	return nil

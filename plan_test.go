@@ -29,9 +29,9 @@ func TestParsePlanErrors(t *testing.T) {
 		{"second document", "host: embedded\nsteps: []\n---\nhost: x\n",
 			[]string{"plan.yaml:3: a plan is one YAML document"}},
 		{"duration without unit", "host: embedded\ntimeout: 30\n",
-			[]string{`plan.yaml:2: "30" is not a duration; write it with a unit, such as 30s`}},
-		{"negative duration", "host: embedded\ntimeout: -1s\n", []string{`plan.yaml:2: duration "-1s" must not be negative`}},
-		{"wrong type", "host: embedded\nstop_on_error: maybe\n", []string{"plan.yaml:2: cannot unmarshal !!str `maybe` into bool"}},
+			[]string{`plan.yaml: timeout: "30" is not a duration; write it with a unit, such as 30s, 5m or 1h30m (line 2)`}},
+		{"negative duration", "host: embedded\ntimeout: -1s\n", []string{`plan.yaml: timeout: duration "-1s" must not be negative (line 2)`}},
+		{"wrong type", "host: embedded\nstop_on_error: maybe\n", []string{`plan.yaml: stop_on_error: want true or false, got "maybe" (line 2)`}},
 		{"syntax error", "host: [embedded\n", []string{"plan.yaml:"}},
 		{"unset variable", "host: ${TECKENRUN_TEST_UNSET_HOST}\nname: ${TECKENRUN_TEST_UNSET_NAME}\n",
 			[]string{"plan.yaml:1: environment variable TECKENRUN_TEST_UNSET_HOST is not set",
@@ -82,7 +82,7 @@ func TestValidateReportsEveryProblem(t *testing.T) {
 		{"duplicate names", "host: embedded\nsteps:\n  - {name: a, download: {csv: a.csv}}\n  - {name: a, download: {csv: a.csv}}\n",
 			[]string{`plan.yaml: steps[1].name: "a" is already the name of steps[0]`}},
 		{"token in auth_token_env", "host: embedded\nauth_token_env: 0123456789abcdef-secret\nsteps:\n  - download: {csv: a.csv}\n",
-			[]string{"plan.yaml: auth_token_env: must name an environment variable"}},
+			[]string{"plan.yaml: auth_token_env: must be the name of an environment variable"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -184,6 +184,91 @@ func TestShippedPlansValidate(t *testing.T) {
 		}
 		if err != nil {
 			t.Errorf("%s: %v", path, err)
+		}
+		// Every plan can be tried on this machine alone with -host embedded.
+		if p, err = LoadPlan(path); err == nil {
+			p.overrideHost("embedded")
+			err = p.Validate()
+		}
+		if err != nil {
+			t.Errorf("%s with -host embedded: %v", path, err)
+		}
+	}
+}
+
+func TestYAMLTypeErrorsNameTheFieldPath(t *testing.T) {
+	tests := []struct {
+		name, yaml string
+		want       []string
+	}{
+		{"string for an integer", "name: x\nhost: embedded\nsteps:\n  - download:\n      csv: a.csv\n      max_requests: 5\n      concurrency: ten\n",
+			[]string{`plan.yaml: steps[0].download.concurrency: want an integer, got "ten" (line 7)`}},
+		{"two on one line, one long", "host: embedded\nsteps:\n  - download: {csv: averyveryverylongvalue, concurrency: averyveryverylongvalue, try: maybe}\n",
+			[]string{`plan.yaml: steps[0].download.concurrency: want an integer, got "averyveryverylongvalue" (line 3)`,
+				`plan.yaml: steps[0].download.try: want true or false, got "maybe" (line 3)`}},
+		{"list for a number", "host: embedded\nsteps:\n  - symbolicate:\n      rate: [1, 2]\n",
+			[]string{`plan.yaml: steps[0].symbolicate.rate: want a number, got a list (line 4)`}},
+		{"negative seed", "host: embedded\nseed: -1\n", []string{`plan.yaml: seed: want a whole number of 0 or more, got "-1" (line 2)`}},
+		{"steps as a mapping", "host: embedded\nsteps:\n  download: {csv: a.csv}\n",
+			[]string{`plan.yaml: steps: want a list of steps, got a mapping (line 3)`}},
+		{"a kind as a list", "host: embedded\nsteps:\n  - make-zips: [synthetic]\n  - plain\n",
+			[]string{`plan.yaml: steps[0].make-zips: want a mapping of make-zips keys, got a list (line 3)`,
+				`plan.yaml: steps[1]: want a step (a mapping with one kind and an optional name), got "plain" (line 4)`}},
+		{"a list for a plan", "- host: embedded\n", []string{`plan.yaml: want a mapping of plan keys, got a list (line 1)`}},
+		{"durations and sizes, every one", "host: embedded\ntimeout: 30\nsteps:\n  - upload: {backoff: -1s, max_size: 10 parsecs, timeout: [1], concurrency: x}\n",
+			[]string{`plan.yaml: timeout: "30" is not a duration; write it with a unit, such as 30s, 5m or 1h30m (line 2)`,
+				`plan.yaml: steps[0].upload.backoff: duration "-1s" must not be negative (line 4)`,
+				`plan.yaml: steps[0].upload.max_size: "10 parsecs" has an unknown unit "parsecs"; use b, k, m, g or t (line 4)`,
+				`plan.yaml: steps[0].upload.timeout: want a duration such as 30s, 5m or 1h30m, got a list (line 4)`,
+				`plan.yaml: steps[0].upload.concurrency: want an integer, got "x" (line 4)`}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := ParsePlan(strings.NewReader(tt.yaml), "plan.yaml")
+			if err == nil {
+				t.Fatal("no error")
+			}
+			if got := strings.Split(err.Error(), "\n"); strings.Join(got, "\n") != strings.Join(tt.want, "\n") {
+				t.Errorf("error\n%v\nwant\n%s", err, strings.Join(tt.want, "\n"))
+			}
+		})
+	}
+}
+
+func TestEnvIsNotExpandedInComments(t *testing.T) {
+	t.Setenv("TECKENRUN_TEST_NAME", "n")
+	plan := "host: embedded # ${TECKENRUN_TEST_UNSET_1}\n" +
+		"name: \"a # ${TECKENRUN_TEST_NAME}\" # ${TECKENRUN_TEST_UNSET_2}\n" +
+		"user_agent: it's ${TECKENRUN_TEST_NAME}#${TECKENRUN_TEST_NAME} # it's ${TECKENRUN_TEST_UNSET_3}\n" +
+		"symbolication_host: 'embedded''s # ${TECKENRUN_TEST_NAME}' # ${TECKENRUN_TEST_UNSET_7}\n" +
+		"steps: # ${TECKENRUN_TEST_UNSET_4}\n" +
+		"  - download: {csv: 'b # ${TECKENRUN_TEST_NAME}'} # ${TECKENRUN_TEST_UNSET_5}\n"
+	p, err := ParsePlan(strings.NewReader(plan), "plan.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Name != "a # n" || p.UserAgent != "it's n#n" || p.SymbolicationHost != "embedded's # n" || p.Steps[0].Download.CSV != "b # n" {
+		t.Errorf("name %q, user_agent %q, symbolication_host %q, csv %q", p.Name, p.UserAgent, p.SymbolicationHost, p.Steps[0].Download.CSV)
+	}
+	_, err = ParsePlan(strings.NewReader("host: ${TECKENRUN_TEST_UNSET_6} # ok\n"), "plan.yaml")
+	if err == nil || !strings.Contains(err.Error(), "plan.yaml:1: environment variable TECKENRUN_TEST_UNSET_6 is not set") {
+		t.Errorf("unset variable before a comment: %v", err)
+	}
+}
+
+func TestSyntheticPlatformIsExact(t *testing.T) {
+	for _, tt := range []struct{ platform, want string }{
+		{"windows", ""}, {"linux", ""}, {"mac", ""},
+		{"dows", `plan.yaml: steps[0].make-zips.platform: must be one of windows, linux, mac, got "dows" (line 3)`},
+		{"lin", `got "lin"`}, {"Windows", `got "Windows"`}, {"windows linux", `got "windows linux"`},
+	} {
+		p, err := ParsePlan(strings.NewReader("host: embedded\nsteps:\n  - make-zips: {source: synthetic, platform: \""+tt.platform+"\"}\n"), "plan.yaml")
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = p.Validate()
+		if (tt.want == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), tt.want)) {
+			t.Errorf("platform %q: %v, want %q", tt.platform, err, tt.want)
 		}
 	}
 }

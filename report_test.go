@@ -252,12 +252,13 @@ func TestReportReprintsARun(t *testing.T) {
 	}
 }
 
-// TestStepThatFailedBeforeStartingHasItsKeys: a download whose CSV is
-// missing still reports its metrics and lists, with null shares.
+// TestStepThatFailedBeforeStartingHasItsKeys: a download whose CSV has
+// no usable row still reports its metrics and lists, with null shares.
 func TestStepThatFailedBeforeStartingHasItsKeys(t *testing.T) {
-	r, _, err := runPlanAs[map[string]any](t, t.Context(), "host: http://127.0.0.1:1\nsteps:\n  - download: {csv: missing.csv}\n", nil, nil)
-	if err == nil {
-		t.Fatal("a missing CSV did not fail the step")
+	r, _, err := runPlanAs[map[string]any](t, t.Context(), "host: http://127.0.0.1:1\nsteps:\n  - download: {csv: q.csv}\n",
+		map[string]string{"q.csv": "URI,STATUS CODE,PRIVATE,COUNT\n"}, nil)
+	if err == nil || r == nil {
+		t.Fatalf("a CSV without rows did not fail the step: %v", err)
 	}
 	step := (*r)["steps"].([]any)[0].(map[string]any)
 	m, ok := step["metrics"].(map[string]any)

@@ -60,6 +60,10 @@ func (d *DownloadStep) needs() []need {
 	return nil
 }
 
+func (d *DownloadStep) reads() []planFile {
+	return []planFile{{"csv", d.CSV}, {"missing_csv", d.MissingCSV}}
+}
+
 func ptr[T any](v T) *T { return &v }
 
 // downloadRetries is how often a download is retried after a
@@ -109,7 +113,7 @@ func (d *DownloadStep) run(ctx context.Context, rc *runContext) (stepResult, err
 	if d.Try {
 		prefix += "/try"
 	}
-	tr := newTransport(*d.Concurrency)
+	tr := rc.transport(*d.Concurrency)
 	defer tr.CloseIdleConnections()
 	pol := retryPolicy{retries: downloadRetries, base: 100 * time.Millisecond, cap: 2 * time.Second,
 		timeout: time.Duration(rc.plan.Timeout)}

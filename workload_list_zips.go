@@ -112,7 +112,7 @@ func (l *ListZipsStep) list(ctx context.Context, rc *runContext) (*ListZipsResul
 		root = rc.embedded
 	}
 	res := newListZipsResult()
-	tc := &taskCluster{rt: newTransport(1), root: root, userAgent: rc.plan.UserAgent, pageSize: *l.PageSize,
+	tc := &taskCluster{rt: rc.transport(1), root: root, userAgent: rc.plan.UserAgent, pageSize: *l.PageSize,
 		pol: retryPolicy{retries: 3, base: time.Second, cap: 10 * time.Second, statuses: []int{429, 500, 502, 503, 504},
 			timeout: time.Duration(rc.plan.Timeout)}}
 	now := time.Now()

@@ -49,6 +49,15 @@ func (m *MakeStacksStep) validate(v *validator, path string) {
 	v.atLeast(path+".count", *m.Count, 1)
 }
 
+func (m *MakeStacksStep) reads() []planFile {
+	if m.From == "embedded" {
+		return nil
+	}
+	return []planFile{{"from", m.From}}
+}
+
+func (m *MakeStacksStep) writes() string { return m.OutDir }
+
 // MakeStacksResult is the report of a make-stacks step.
 type MakeStacksResult struct {
 	// OutDir is where the files are (a temporary folder is removed when

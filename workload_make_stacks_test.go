@@ -100,13 +100,14 @@ func TestMakeStacksFromZipsAndTrees(t *testing.T) {
 
 func TestMakeStacksErrors(t *testing.T) {
 	empty := t.TempDir()
-	for _, tt := range []struct{ from, want string }{
-		{empty, "no .sym files with FUNC or PUBLIC records"},
-		{filepath.Join(empty, "nope"), "no such file or directory"},
-	} {
-		r, err := runJSON(t, context.Background(), "host: http://127.0.0.1:1\nsteps:\n  - make-stacks: {from: "+tt.from+"}\n", nil)
-		if err == nil || r.Steps[0].Error == nil || !strings.Contains(*r.Steps[0].Error, tt.want) {
-			t.Errorf("from %s: %v", tt.from, err)
-		}
+	r, err := runJSON(t, context.Background(), "host: http://127.0.0.1:1\nsteps:\n  - make-stacks: {from: "+empty+"}\n", nil)
+	if err == nil || r.Steps[0].Error == nil || !strings.Contains(*r.Steps[0].Error, "no .sym files with FUNC or PUBLIC records") {
+		t.Errorf("from an empty folder: %v", err)
+	}
+	// A folder that does not exist is found before the run.
+	nope := filepath.Join(empty, "nope")
+	r, err = runJSON(t, context.Background(), "host: http://127.0.0.1:1\nsteps:\n  - make-stacks: {from: "+nope+"}\n", nil)
+	if want := "steps[0].make-stacks.from: " + nope + " does not exist (line 3)"; r != nil || err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("from a missing folder: %v, want %q", err, want)
 	}
 }

@@ -18,6 +18,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -98,7 +99,7 @@ func (m *MakeZipsStep) validate(v *validator, path string) {
 		if *m.ZipSize <= 0 || *m.SymSize <= 0 {
 			v.add(path, "zip_size and sym_size must be more than 0")
 		}
-		if !strings.Contains(strings.Join(breakpad.Platforms, " "), m.Platform) {
+		if !slices.Contains(breakpad.Platforms, m.Platform) {
 			v.add(path+".platform", "must be one of %s, got %q", strings.Join(breakpad.Platforms, ", "), m.Platform)
 		}
 	default:
@@ -106,6 +107,15 @@ func (m *MakeZipsStep) validate(v *validator, path string) {
 	}
 	v.atLeast(path+".number", *m.Number, 1)
 	v.atLeast(path+".concurrency", *m.Concurrency, 1)
+}
+
+func (m *MakeZipsStep) reads() []planFile { return []planFile{{"records", m.Records}} }
+
+func (m *MakeZipsStep) writes() string {
+	if m.SaveDir == "temp" {
+		return ""
+	}
+	return m.SaveDir
 }
 
 // MakeZipsResult is the report of a make-zips step.
@@ -496,7 +506,7 @@ func (m *MakeZipsStep) newFetcher(ctx context.Context, rc *runContext) (fetcher,
 	if !strings.HasSuffix(base, "/") {
 		base += "/"
 	}
-	return &httpFetcher{rt: newTransport(*m.Concurrency), base: base, userAgent: rc.plan.UserAgent,
+	return &httpFetcher{rt: rc.transport(*m.Concurrency), base: base, userAgent: rc.plan.UserAgent,
 		pol: retryPolicy{retries: 3, base: 500 * time.Millisecond, cap: 5 * time.Second, statuses: []int{429, 500, 502, 503, 504},
 			timeout: time.Duration(rc.plan.Timeout)}}, nil
 }

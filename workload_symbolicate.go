@@ -69,6 +69,8 @@ func (s *SymbolicateStep) needs() []need {
 	return nil
 }
 
+func (s *SymbolicateStep) reads() []planFile { return []planFile{{"stacks_dir", s.StacksDir}} }
+
 // symbolicateRetries is how often a request is retried after a 502, 503,
 // 504 or a transport error.
 const symbolicateRetries = 4
@@ -105,7 +107,7 @@ func (s *SymbolicateStep) run(ctx context.Context, rc *runContext) (stepResult, 
 		total = -1
 	}
 	endpoint := rc.symHost + "/symbolicate/" + s.API
-	tr := newTransport(*s.Concurrency)
+	tr := rc.transport(*s.Concurrency)
 	defer tr.CloseIdleConnections()
 	pol := retryPolicy{retries: symbolicateRetries, base: 200 * time.Millisecond, cap: 5 * time.Second,
 		statuses: []int{502, 503, 504}, timeout: time.Duration(rc.plan.Timeout)}

@@ -15,10 +15,10 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/mozilla-services/teckenrun/internal/metrics"
 )
@@ -103,9 +103,13 @@ func (u *UploadStep) needs() []need {
 	return nil
 }
 
-// productionHosts are Tecken hosts that upload steps may not write to
-// unless the plan says allow_production_writes: true.
-var productionHosts = []string{"symbols.mozilla.org"}
+func (u *UploadStep) reads() []planFile {
+	files := []planFile{{"zips_dir", u.ZipsDir}}
+	if u.URLsFrom != "stdin" && u.URLsFrom != "list-zips" {
+		files = append(files, planFile{"urls_from", u.URLsFrom})
+	}
+	return files
+}
 
 // checkWrites checks what a step that writes to Tecken needs: a token
 // variable that is set, and permission to write to production.
@@ -114,15 +118,20 @@ func (v *validator) checkWrites(path string) {
 	if p.Host == "embedded" {
 		return
 	}
-	if u, err := url.Parse(p.Host); err == nil && slices.Contains(productionHosts, u.Hostname()) && !p.AllowProductionWrites {
+	if u, err := url.Parse(p.Host); err == nil && isProduction(u.Hostname()) && !p.AllowProductionWrites {
 		v.add(path, "%s is production: writing to it needs allow_production_writes: true in the plan", u.Hostname())
 	}
 	switch {
 	case p.AuthTokenEnv == "":
 		v.add("auth_token_env", "is required by %s: the name of the environment variable holding the Auth-Token", path)
 	case envName.MatchString(p.AuthTokenEnv):
-		if t, ok := os.LookupEnv(p.AuthTokenEnv); !ok || t == "" {
+		t, ok := os.LookupEnv(p.AuthTokenEnv)
+		t = strings.TrimSpace(t) // mounted secrets end in a newline
+		switch {
+		case !ok || t == "":
 			v.add("auth_token_env", "environment variable %s is not set (%s needs the Auth-Token)", p.AuthTokenEnv, path)
+		case strings.ContainsFunc(t, unicode.IsControl):
+			v.add("auth_token_env", "the Auth-Token in environment variable %s holds a control character, which no HTTP header can carry (the token is not shown)", p.AuthTokenEnv)
 		}
 	}
 }
@@ -231,7 +240,7 @@ func (r *UploadResult) writeTable(w io.Writer) error {
 func (u *UploadStep) run(ctx context.Context, rc *runContext) (stepResult, error) {
 	res := newUploadResult()
 	token := rc.token()
-	tr := newTransport(*u.Concurrency)
+	tr := rc.transport(*u.Concurrency)
 	defer tr.CloseIdleConnections()
 	pol := retryPolicy{retries: *u.Retries, base: time.Duration(u.Backoff), cap: 32 * time.Duration(u.Backoff),
 		statuses: []int{408, 429, 502, 503, 504}, timeout: time.Duration(u.Timeout)}

@@ -78,7 +78,7 @@ func runPlan(ctx context.Context, plan *Plan, steps []int, rs runSettings) (*Rep
 		seed = *plan.Seed
 	}
 	report := &Report{SchemaVersion: reportSchemaVersion, Version: version, Plan: plan.Name, PlanSHA256: plan.sha256,
-		Host: plan.Host, StartedAt: started.UTC(), Seed: seed, Steps: []StepReport{}, Thresholds: []ThresholdResult{}}
+		Host: redactURL(plan.Host), StartedAt: started.UTC(), Seed: seed, Steps: []StepReport{}, Thresholds: []ThresholdResult{}}
 	state := &runState{}
 	defer state.cleanup()
 	rc := runContext{state: state, plan: plan, host: strings.TrimSuffix(plan.Host, "/"), symHost: strings.TrimSuffix(plan.SymbolicationHost, "/"),
@@ -198,7 +198,7 @@ func (rc *runContext) token() string {
 	if rc.plan.Host == "embedded" {
 		return emulator.EmbeddedToken
 	}
-	return os.Getenv(rc.plan.AuthTokenEnv)
+	return strings.TrimSpace(os.Getenv(rc.plan.AuthTokenEnv)) // Validate checked what is left
 }
 
 // stepSeed returns the step's own seed if set, else one derived from the
