@@ -188,7 +188,7 @@ func (lk locker) judge(f *os.File) (*StaleLock, error) {
 			return nil, nil
 		}
 		return &StaleLock{AgeS: age.Seconds(), Reason: fmt.Sprintf("a lock without host and pid, last modified %s ago (lock_stale_after %s)",
-			age.Round(time.Second), lk.staleAfter)}, nil
+			age.Truncate(time.Second), lk.staleAfter)}, nil
 	}
 	age := time.Since(li.StartedAt)
 	s := &StaleLock{Host: &li.Host, PID: &li.PID, AgeS: age.Seconds()}
@@ -196,7 +196,7 @@ func (lk locker) judge(f *os.File) (*StaleLock, error) {
 	case lk.host != "" && li.Host == lk.host && !processAlive(li.PID):
 		s.Reason = fmt.Sprintf("process %d on %s is gone", li.PID, li.Host)
 	case age > lk.staleAfter:
-		s.Reason = fmt.Sprintf("taken %s ago by process %d on %s (lock_stale_after %s)", age.Round(time.Second), li.PID, li.Host, lk.staleAfter)
+		s.Reason = fmt.Sprintf("taken %s ago by process %d on %s (lock_stale_after %s)", age.Truncate(time.Second), li.PID, li.Host, lk.staleAfter)
 	default:
 		return nil, nil
 	}
