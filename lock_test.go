@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -233,5 +235,127 @@ func TestATakenOverLockStaysWithItsNewHolder(t *testing.T) {
 	theirs.release()
 	if fileExists(zip + ".locked") {
 		t.Error("the new holder's release left the lock")
+	}
+}
+
+// TestThreeRunsShareOneFolder runs the real binary three times at once on
+// one zips_dir with delete_uploaded, against the emulator. The emulator
+// holds every upload until each run either has an upload in flight or
+// has exited, so that all three pick and lock while every zip is still
+// there: each zip is locked by exactly one run, the others lose the race.
+// Every run exits 0, and the emulator gets each zip once.
+func TestThreeRunsShareOneFolder(t *testing.T) {
+	if runtime.GOOS == "windows" {
+		t.Skip("the lock guard needs flock")
+	}
+	bin := buildTeckenrun(t)
+	emu, _ := uploadEmulator(t)
+	const runs = 3
+	arrived := make(chan int, 16) // the run (from its User-Agent) of each upload
+	release := make(chan struct{})
+	var releaseOnce sync.Once
+	releaseAll := func() { releaseOnce.Do(func() { close(release) }) }
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/upload/" {
+			var i int
+			fmt.Sscanf(r.UserAgent(), "run-%d", &i)
+			arrived <- i
+			<-release
+		}
+		emu.ServeHTTP(w, r)
+	}))
+	defer ts.Close()
+	defer releaseAll()
+	dir := t.TempDir()
+	var zips []string
+	for i := range runs {
+		z, _ := goodZip(t, dir, fmt.Sprintf("z%d.zip", i), uint64(60+i))
+		zips = append(zips, filepath.Base(z))
+	}
+	type outcome struct {
+		i              int
+		err            error
+		stdout, stderr bytes.Buffer
+	}
+	outcomes := make([]*outcome, runs)
+	exited := make(chan int, runs)
+	for i := range runs {
+		plan := filepath.Join(t.TempDir(), "plan.yaml")
+		// Same seed: the runs try the zips in the same order and collide.
+		os.WriteFile(plan, []byte(fmt.Sprintf("user_agent: run-%d\n", i)+
+			uploadPlan(ts.URL, "      zips_dir: "+dir+"\n      number: 3\n      concurrency: 3\n      delete_uploaded: true\n")), 0o644)
+		o := &outcome{i: i}
+		outcomes[i] = o
+		cmd := exec.Command(bin, "-format", "json", plan)
+		cmd.Stdout, cmd.Stderr = &o.stdout, &o.stderr
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		go func() {
+			o.err = cmd.Wait()
+			exited <- i
+		}()
+	}
+	uploading := map[int]bool{}
+	done := map[int]bool{}
+	settled := func() bool {
+		for i := range runs {
+			if !uploading[i] && !done[i] {
+				return false
+			}
+		}
+		return true
+	}
+	held := 0
+	for (held < len(zips) || !settled()) && len(done) < runs {
+		select {
+		case i := <-arrived:
+			uploading[i] = true
+			held++
+		case i := <-exited:
+			done[i] = true
+		}
+	}
+	releaseAll()
+	for len(done) < runs {
+		done[<-exited] = true
+	}
+
+	succeeded, skipped := 0, 0
+	for _, o := range outcomes {
+		if o.err != nil {
+			t.Errorf("run %d: %v\nstderr: %s", o.i, o.err, o.stderr.String())
+			continue
+		}
+		var r uploadReport
+		if err := json.Unmarshal(o.stdout.Bytes(), &r); err != nil {
+			t.Fatalf("run %d: %v\n%s", o.i, err, o.stdout.String())
+		}
+		s := r.Steps[0]
+		succeeded += s.Succeeded
+		skipped += s.Skipped
+		for _, sk := range s.SkippedUploads {
+			if sk.Reason != "locked by another run" {
+				t.Errorf("run %d skipped %s: %s", o.i, sk.File, sk.Reason)
+			}
+		}
+		if s.Failed != 0 || !r.OK {
+			t.Errorf("run %d: failed %d, ok %v", o.i, s.Failed, r.OK)
+		}
+	}
+	got := map[string]int{}
+	for _, u := range emu.Uploads() {
+		got[u.Filename]++
+	}
+	for _, z := range zips {
+		if got[z] != 1 {
+			t.Errorf("the emulator got %s %d times", z, got[z])
+		}
+	}
+	if len(got) != len(zips) || succeeded != len(zips) || skipped != (runs-1)*len(zips) {
+		t.Errorf("emulator uploads %v; the runs say %d succeeded, %d skipped", got, succeeded, skipped)
+	}
+	if left, _ := os.ReadDir(dir); len(left) != 0 {
+		t.Errorf("left in the folder: %v", left)
 	}
 }
