@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -175,5 +176,35 @@ func TestSIGHUPIsAnInterruptThatExits129(t *testing.T) {
 	}
 	if !fileExists(zip) {
 		t.Error("an interrupted upload deleted its zip")
+	}
+}
+
+// TestInterruptedStepSaysSo: the table calls a step an interrupt cut
+// short "interrupted", not FAILED, with the signal as its error, and the
+// last line on stderr names the signal.
+func TestInterruptedStepSaysSo(t *testing.T) {
+	emu, _ := uploadEmulator(t, emulator.Fault{Endpoint: "upload", Every: 1, Stall: time.Hour})
+	ctx, cancel := context.WithCancelCause(context.Background())
+	defer cancel(nil)
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		cancel(interrupted{os.Interrupt}) // Ctrl-C while the upload is in flight
+		emu.ServeHTTP(w, r)
+	}))
+	defer ts.Close()
+	dir := t.TempDir()
+	goodZip(t, dir, "a.zip", 51)
+	path := filepath.Join(t.TempDir(), "plan.yaml")
+	os.WriteFile(path, []byte(uploadPlan(ts.URL, "      zips_dir: "+dir+"\n")), 0o644)
+	var stdout, stderr bytes.Buffer
+	err := run(ctx, []string{"-format", "table", "-grace", "10ms", path}, nil, &stdout, &stderr, terminal{})
+	if code := exitCode(err, &stderr); code != exitInterrupted || !errors.Is(err, context.Canceled) {
+		t.Errorf("exit %d for %v", code, err)
+	}
+	table := stdout.String()
+	if !strings.Contains(table, "== upload (upload): interrupted in ") || !strings.Contains(table, "\nerror: interrupted by SIGINT\n") || strings.Contains(table, "FAILED") {
+		t.Errorf("table:\n%s", table)
+	}
+	if got, want := stderr.String(), "teckenrun: interrupted by SIGINT; the report shows what finished\n"; got != want {
+		t.Errorf("stderr %q, want %q", got, want)
 	}
 }
