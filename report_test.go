@@ -34,7 +34,7 @@ func goldenReport() *Report {
 			{Kind: "upload", Name: "upload", OK: false, Error: &msg, DurationS: 0.5, result: &UploadResult{
 				Uploads: []UploadRecord{{File: "a.zip", Bytes: 1 << 20, Status: 201, Attempts: 1, Seconds: 0.5, UploadID: ptr(7)},
 					{File: "b.zip", Bytes: 2048, Status: 400, Attempts: 1, Seconds: 0.1, Error: ptr("400 File is not a zip file")}},
-				Succeeded: 1, Failed: 1, BytesTotal: 1 << 20, SkippedUploads: []SkippedUpload{}}},
+				Succeeded: 1, Failed: 1, BytesTotal: 1 << 20, SkippedUploads: []SkippedUpload{}, StaleLocksTakenOver: []StaleLock{}}},
 		}}
 }
 
