@@ -48,7 +48,11 @@ const (
 func main() {
 	ctx, cancel := context.WithCancelCause(context.Background())
 	sigs := make(chan os.Signal, 1)
-	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
+	for _, sig := range []os.Signal{os.Interrupt, syscall.SIGTERM, syscall.SIGHUP} {
+		if !signal.Ignored(sig) { // under nohup, a hangup must not stop the run
+			signal.Notify(sigs, sig)
+		}
+	}
 	go func() {
 		sig := <-sigs
 		signal.Stop(sigs) // a second signal now kills the process at once
@@ -163,7 +167,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, []string, error) {
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "usage: teckenrun [flags] PLAN.yaml\n       teckenrun emulator [-listen addr]\n\nRuns the steps of a plan against Tecken and reports what happened.\n\nFlags:\n")
 		fs.PrintDefaults()
-		fmt.Fprintf(stderr, "\nExit status: 0 ok, 1 a step failed, 2 usage error or invalid plan, 3 thresholds not met, 130 interrupted.\n")
+		fmt.Fprintf(stderr, "\nExit status: 0 ok, 1 a step failed, 2 usage error or invalid plan, 3 thresholds not met, 129 hung up (SIGHUP), 130 interrupted (SIGINT/SIGTERM).\n")
 	}
 	// Flags may come before or after the plan.
 	var positional []string

@@ -124,13 +124,11 @@ func TestCtrlCPrintsWhatFinishedAndExits130(t *testing.T) {
 	}
 }
 
-// TestSIGHUPIsAnInterruptThatExits129 hangs up on the real binary while
-// it uploads: it reports what finished, releases its lock, keeps the zip
-// and exits 129.
-func TestSIGHUPIsAnInterruptThatExits129(t *testing.T) {
-	if runtime.GOOS == "windows" {
-		t.Skip("no SIGHUP on Windows")
-	}
+// stalledUpload starts the real binary (through a shell script if sh is
+// given) on an upload that the emulator never answers, and returns once
+// the upload is in flight.
+func stalledUpload(t *testing.T, sh string) (cmd *exec.Cmd, stdout, stderr *bytes.Buffer, zip string) {
+	t.Helper()
 	bin := buildTeckenrun(t)
 	emu, _ := uploadEmulator(t, emulator.Fault{Endpoint: "upload", Every: 1, Stall: time.Hour})
 	uploading := make(chan struct{})
@@ -139,15 +137,18 @@ func TestSIGHUPIsAnInterruptThatExits129(t *testing.T) {
 		once.Do(func() { close(uploading) })
 		emu.ServeHTTP(w, r)
 	}))
-	defer ts.Close()
+	t.Cleanup(ts.Close)
 	dir := t.TempDir()
-	zip, _ := goodZip(t, dir, "a.zip", 50)
+	zip, _ = goodZip(t, dir, "a.zip", 50)
 	plan := filepath.Join(t.TempDir(), "plan.yaml")
 	os.WriteFile(plan, []byte(uploadPlan(ts.URL, "      zips_dir: "+dir+"\n      delete_uploaded: true\n")), 0o644)
-
-	cmd := exec.Command(bin, "-format", "json", "-grace", "50ms", plan)
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	args := []string{bin, "-format", "json", "-grace", "50ms", plan}
+	if sh != "" {
+		args = append([]string{"sh", "-c", sh}, args...)
+	}
+	cmd = exec.Command(args[0], args[1:]...)
+	stdout, stderr = &bytes.Buffer{}, &bytes.Buffer{}
+	cmd.Stdout, cmd.Stderr = stdout, stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -155,6 +156,17 @@ func TestSIGHUPIsAnInterruptThatExits129(t *testing.T) {
 	if !fileExists(zip + ".locked") {
 		t.Error("no lock while uploading")
 	}
+	return cmd, stdout, stderr, zip
+}
+
+// TestSIGHUPIsAnInterruptThatExits129 hangs up on the real binary while
+// it uploads: it reports what finished, releases its lock, keeps the zip
+// and exits 129.
+func TestSIGHUPIsAnInterruptThatExits129(t *testing.T) {
+	if runtime.GOOS == "windows" {
+		t.Skip("no SIGHUP on Windows")
+	}
+	cmd, stdout, stderr, zip := stalledUpload(t, "")
 	cmd.Process.Signal(syscall.SIGHUP)
 	err := cmd.Wait()
 	var exit *exec.ExitError
@@ -171,11 +183,27 @@ func TestSIGHUPIsAnInterruptThatExits129(t *testing.T) {
 	if got, want := lastLine(stderr.Bytes()), "teckenrun: interrupted by SIGHUP; the report shows what finished"; got != want {
 		t.Errorf("stderr ends %q, want %q", got, want)
 	}
-	if l := lockFiles(t, dir); len(l) != 0 {
+	if l := lockFiles(t, filepath.Dir(zip)); len(l) != 0 {
 		t.Errorf("locks left: %v", l)
 	}
 	if !fileExists(zip) {
 		t.Error("an interrupted upload deleted its zip")
+	}
+}
+
+// TestSIGHUPUnderNohupIsIgnored: started with SIGHUP ignored, as nohup
+// does, the run goes on after a hangup; the Ctrl-C after it interrupts.
+func TestSIGHUPUnderNohupIsIgnored(t *testing.T) {
+	if runtime.GOOS == "windows" {
+		t.Skip("no SIGHUP on Windows")
+	}
+	cmd, _, stderr, _ := stalledUpload(t, `trap "" HUP; exec "$0" "$@"`)
+	cmd.Process.Signal(syscall.SIGHUP)
+	cmd.Process.Signal(os.Interrupt)
+	err := cmd.Wait()
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || exit.ExitCode() != exitInterrupted || lastLine(stderr.Bytes()) != "teckenrun: interrupted by SIGINT; the report shows what finished" {
+		t.Fatalf("exit %v, want %d\nstderr: %s", err, exitInterrupted, stderr.String())
 	}
 }
 
