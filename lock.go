@@ -71,24 +71,24 @@ type zipLock struct {
 // lock takes zip's lock: it creates the lock file exclusively, or takes
 // over a stale one (then reported in stale). It returns errLocked when a
 // live run has the lock.
-func (lk locker) lock(zip string) (l *zipLock, stale *StaleLock, err error) {
+func (lk locker) lock(zip string) (*zipLock, *StaleLock, error) {
 	path := zip + ".locked"
 	// A lock that is released between the exclusive create and opening
 	// it is tried again, a few times.
 	for range 3 {
 		f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
-		if err == nil {
+		switch {
+		case err == nil:
 			info, err := writeLock(f, lk.content())
 			if err != nil {
 				os.Remove(path)
 				return nil, nil, err
 			}
 			return &zipLock{zip: zip, path: path, info: info}, nil, nil
-		}
-		if !errors.Is(err, fs.ErrExist) {
+		case !errors.Is(err, fs.ErrExist):
 			return nil, nil, err
 		}
-		l, stale, err = lk.takeOver(zip, path)
+		l, stale, err := lk.takeOver(zip, path)
 		if !errors.Is(err, fs.ErrNotExist) {
 			return l, stale, err
 		}
@@ -118,7 +118,7 @@ func writeLock(f *os.File, body []byte) (os.FileInfo, error) {
 // checks that path still names that very file, judges it from what it
 // says, and renames its own lock over it before letting go. A run that
 // gets the flock later finds path naming another file (the winner's), and
-// a run that opens path after the rename reads the winner's live lock:
+// a run that opens path after the rename judges the winner's live lock:
 // either way it gets errLocked. Because the lock is replaced by a rename,
 // path never stops existing, so a run that tries to create it meanwhile
 // fails too. The holder renews and releases its lock under the same flock
