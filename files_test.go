@@ -2,6 +2,8 @@ package main
 
 import (
 	"bytes"
+	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -93,5 +95,26 @@ steps:
 	if err == nil || !strings.Contains(err.Error(), "steps[1].symbolicate.stacks_dir: "+filepath.Join(dir, "made/stacks")+" does not exist") ||
 		!strings.Contains(err.Error(), "steps[4].upload.zips_dir: "+filepath.Join(dir, "made/zips")+" does not exist") {
 		t.Errorf("-only without the writers: %v", err)
+	}
+}
+
+func TestWriteFileAtomicLeavesNoTemporaryFile(t *testing.T) {
+	dir := t.TempDir()
+	failing := errors.New("disk on fire")
+	err := writeFileAtomic(filepath.Join(dir, "a.json"), func(w io.Writer) error {
+		w.Write([]byte("half"))
+		return failing
+	})
+	if !errors.Is(err, failing) {
+		t.Errorf("write error %v", err)
+	}
+	// The rename fails: a folder is in the way.
+	os.Mkdir(filepath.Join(dir, "b.json"), 0o755)
+	os.WriteFile(filepath.Join(dir, "b.json", "x"), nil, 0o644)
+	if err := writeFileAtomic(filepath.Join(dir, "b.json"), func(w io.Writer) error { _, err := w.Write([]byte("{}")); return err }); err == nil {
+		t.Error("writing over a folder worked")
+	}
+	if entries, _ := os.ReadDir(dir); len(entries) != 1 || entries[0].Name() != "b.json" {
+		t.Errorf("left in the folder: %v", entries)
 	}
 }

@@ -43,11 +43,7 @@ func (p *recordingProxy) requests() []string {
 // its proxy from the environment and never proxies loopback: so a request
 // to any host but 127.0.0.1 goes to the recording proxy, which refuses it.
 func TestHostEmbeddedStaysOnLoopback(t *testing.T) {
-	dir := t.TempDir()
-	bin := filepath.Join(dir, "teckenrun")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := buildTeckenrun(t)
 	proxy := &recordingProxy{}
 	ps := httptest.NewServer(proxy)
 	defer ps.Close()

@@ -13,6 +13,8 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
@@ -40,14 +42,22 @@ const (
 	exitFailed      = 1   // a step failed, or teckenrun could not run
 	exitUsage       = 2   // bad flags or an invalid plan
 	exitThresholds  = 3   // plan thresholds not met, and nothing else went wrong
+	exitHangup      = 129 // SIGHUP
 	exitInterrupted = 130 // SIGINT/SIGTERM
 )
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, cancel := context.WithCancelCause(context.Background())
+	sigs := make(chan os.Signal, 1)
+	for _, sig := range []os.Signal{os.Interrupt, syscall.SIGTERM, syscall.SIGHUP} {
+		if !signal.Ignored(sig) { // under nohup, a hangup must not stop the run
+			signal.Notify(sigs, sig)
+		}
+	}
 	go func() {
-		<-ctx.Done()
-		stop() // a second Ctrl-C now kills the process at once
+		sig := <-sigs
+		signal.Stop(sigs) // a second signal now kills the process at once
+		cancel(interrupted{sig})
 	}()
 	term := terminal{
 		stdout: isatty.IsTerminal(os.Stdout.Fd()) || isatty.IsCygwinTerminal(os.Stdout.Fd()),
@@ -69,6 +79,42 @@ func usageErrorf(format string, args ...any) error {
 	return usageError{fmt.Errorf(format, args...)}
 }
 
+// interrupted is the cause of a run's cancellation by a signal, and the
+// error of a run that it cut short. It is a context.Canceled, so that
+// errors.Is(err, context.Canceled) holds for every interrupted run.
+type interrupted struct {
+	sig os.Signal // nil when the context was cancelled without a signal
+}
+
+func (e interrupted) Error() string {
+	if e.sig == nil {
+		return "interrupted"
+	}
+	return "interrupted by " + signalName(e.sig)
+}
+
+func (e interrupted) Is(target error) bool { return target == context.Canceled }
+
+// interruptOf returns why ctx was cancelled: the signal, if one did it.
+func interruptOf(ctx context.Context) interrupted {
+	var in interrupted
+	errors.As(context.Cause(ctx), &in)
+	return in
+}
+
+// signalName names the signals that interrupt a run as kill -l does.
+func signalName(sig os.Signal) string {
+	switch sig {
+	case os.Interrupt:
+		return "SIGINT"
+	case syscall.SIGTERM:
+		return "SIGTERM"
+	case syscall.SIGHUP:
+		return "SIGHUP"
+	}
+	return sig.String()
+}
+
 // exitCode prints err once, as "teckenrun: err", and chooses the exit code.
 func exitCode(err error, stderr io.Writer) int {
 	if err == nil || errors.Is(err, flag.ErrHelp) {
@@ -77,7 +123,10 @@ func exitCode(err error, stderr io.Writer) int {
 	fmt.Fprintf(stderr, "teckenrun: %v\n", err)
 	var ue usageError
 	var te thresholdsError
+	var in interrupted
 	switch {
+	case errors.As(err, &in) && in.sig == syscall.SIGHUP:
+		return exitHangup
 	case errors.Is(err, context.Canceled):
 		return exitInterrupted
 	case errors.As(err, &ue):
@@ -166,7 +215,7 @@ func printUsage(fs *flag.FlagSet, w io.Writer) {
 	fs.SetOutput(w)
 	fs.PrintDefaults()
 	fs.SetOutput(io.Discard)
-	fmt.Fprintf(w, "\nExit status: 0 ok, 1 a step failed, 2 bad flags or an invalid plan, 3 a threshold of the plan\nnot met (and nothing else failed), 130 interrupted.\n")
+	fmt.Fprintf(w, "\nExit status: 0 ok, 1 a step failed, 2 bad flags or an invalid plan, 3 a threshold of the plan\nnot met (and nothing else failed), 129 hung up (SIGHUP), 130 interrupted (SIGINT/SIGTERM).\n")
 }
 
 // run is teckenrun without the process around it: tests call it with
@@ -235,7 +284,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		plan.Name = strings.TrimSuffix(filepath.Base(positional[0]), filepath.Ext(positional[0]))
 	}
 	if o.cpuprof != "" {
-		f, err := os.Create(o.cpuprof)
+		f, err := os.OpenFile(o.cpuprof, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
 		if err != nil {
 			return err
 		}
@@ -300,19 +349,28 @@ func checkOut(path string) error {
 }
 
 // writeFileAtomic writes a file through a temporary file in the same
-// directory, renamed into place only when complete.
+// directory, synced to disk and renamed into place only when complete, so
+// that a reader (or a crash) never sees half a file. The file gets mode
+// 0644 less the umask, as files programs create do; os.CreateTemp would
+// make it 0600. The temporary file is removed when anything fails.
 func writeFileAtomic(path string, write func(io.Writer) error) error {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*.tmp")
+	var b [8]byte
+	rand.Read(b[:]) // crypto/rand never fails
+	tmp := filepath.Join(filepath.Dir(path), "."+filepath.Base(path)+"."+hex.EncodeToString(b[:])+".tmp")
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
 	if err != nil {
 		return err
 	}
-	defer os.Remove(f.Name()) // no-op after the rename
-	if err := write(f); err != nil {
-		f.Close()
+	defer os.Remove(tmp) // no-op after the rename
+	err = write(f)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
 		return fmt.Errorf("writing %s: %w", path, err)
 	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	return os.Rename(f.Name(), path)
+	return os.Rename(tmp, path)
 }

@@ -44,7 +44,8 @@ type Report struct {
 	// OK is true when every step that ran succeeded and nothing was
 	// interrupted.
 	OK bool `json:"ok"`
-	// Interrupted is true when a signal stopped the run.
+	// Interrupted is true when a signal (SIGINT, SIGTERM, SIGHUP) stopped
+	// the run.
 	Interrupted bool `json:"interrupted"`
 	// StartedAt and EndedAt bound the run (UTC).
 	StartedAt time.Time `json:"started_at"`
@@ -69,7 +70,8 @@ type StepReport struct {
 	Error     *string `json:"error"`
 	DurationS float64 `json:"duration_s"`
 
-	result stepResult
+	result      stepResult
+	interrupted bool // an interrupt cut the step short
 }
 
 // stepResult is a step kind's own report. Its exported fields are all
@@ -184,7 +186,10 @@ func tableReport(w io.Writer, r *Report) error {
 	}
 	for _, s := range r.Steps {
 		state := "ok"
-		if !s.OK {
+		switch {
+		case s.interrupted:
+			state = "interrupted"
+		case !s.OK:
 			state = "FAILED"
 		}
 		if _, err := fmt.Fprintf(w, "\n== %s (%s): %s in %s ==\n", s.Name, s.Kind, state, seconds(s.DurationS)); err != nil {

@@ -74,7 +74,7 @@ func thresholdPlan(t *testing.T, thresholds ...string) string {
 // hold exit 0, one that does not exits 3, and the JSON shows each with
 // its value.
 func TestThresholdsDecideTheExitCode(t *testing.T) {
-	bin := testBinary(t)
+	bin := buildTeckenrun(t)
 	for _, tt := range []struct {
 		name       string
 		thresholds []string

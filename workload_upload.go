@@ -43,6 +43,9 @@ type UploadStep struct {
 	DeleteUploaded bool     `yaml:"delete_uploaded,omitempty"`
 	Try            bool     `yaml:"try,omitempty"`
 	Seed           *uint64  `yaml:"seed,omitempty"`
+	// LockStaleAfter is the age after which another run's lock on a zip
+	// is taken over, even if its process may still be alive.
+	LockStaleAfter Duration `yaml:"lock_stale_after,omitempty"`
 }
 
 func (u *UploadStep) kind() string { return "upload" }
@@ -65,6 +68,9 @@ func (u *UploadStep) setDefaults(*Plan) {
 	}
 	if u.Backoff == 0 {
 		u.Backoff = Duration(5 * time.Second)
+	}
+	if u.LockStaleAfter == 0 {
+		u.LockStaleAfter = Duration(time.Hour)
 	}
 }
 
@@ -152,6 +158,9 @@ type UploadResult struct {
 	// teckenrun, or for URLs, what Tecken downloaded.
 	BytesTotal int64 `json:"bytes_total"`
 	Retries    int   `json:"retries"`
+	// StaleLocksTakenOver are the locks of zips this step took over from
+	// runs that are gone or older than lock_stale_after.
+	StaleLocksTakenOver []StaleLock `json:"stale_locks_taken_over"`
 }
 
 // UploadRecord is one upload: a file or a URL.
@@ -234,6 +243,11 @@ func (r *UploadResult) writeTable(w io.Writer) error {
 			return err
 		}
 	}
+	for _, s := range r.StaleLocksTakenOver {
+		if _, err := fmt.Fprintf(w, "took over the stale lock of %s: %s\n", s.File, s.Reason); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 
@@ -272,13 +286,19 @@ func (u *UploadStep) run(ctx context.Context, rc *runContext) (stepResult, error
 				return res, errors.New("no zips_dir, and no make-zips step ran before this one")
 			}
 		}
-		zips, err := u.pickZips(dir, rng, res)
+		lk := newLocker(time.Duration(u.LockStaleAfter))
+		locks, err := u.pickZips(dir, rng, lk, res)
 		if err != nil {
 			return res, err
 		}
-		for _, z := range zips {
+		defer func() { // the locks of zips an interrupt kept from starting
+			for _, l := range locks {
+				l.release()
+			}
+		}()
+		for _, l := range locks {
 			jobs = append(jobs, func(ctx context.Context) UploadRecord {
-				return u.uploadFile(ctx, tr, pol, rc, endpoint, token, z)
+				return u.uploadFile(ctx, tr, pol, rc, endpoint, token, lk, l)
 			})
 		}
 	}
@@ -296,7 +316,7 @@ func (u *UploadStep) run(ctx context.Context, rc *runContext) (stepResult, error
 }
 
 func newUploadResult() *UploadResult {
-	return &UploadResult{Metrics: metrics.New(false).Summary(), Uploads: []UploadRecord{}, SkippedUploads: []SkippedUpload{}}
+	return &UploadResult{Metrics: metrics.New(false).Summary(), Uploads: []UploadRecord{}, SkippedUploads: []SkippedUpload{}, StaleLocksTakenOver: []StaleLock{}}
 }
 
 // uploadSource is an upload step's jobs: one per zip or URL.
@@ -336,13 +356,18 @@ func (a *uploadAgg) add(rec UploadRecord) (failed bool) {
 	return rec.Error != nil
 }
 
-// pickZips chooses up to number zips under max_size that are not locked.
-func (u *UploadStep) pickZips(dir string, rng *mrand.Rand, res *UploadResult) ([]string, error) {
+// pickZips locks up to number zips under max_size, tried in an order the
+// seed chooses. A zip that a live run has locked, or that another run
+// uploaded and deleted meanwhile, is skipped and the next one tried; a
+// stale lock is taken over and reported. Finding every zip taken by
+// other runs is not an error: there is nothing left for this run to do.
+func (u *UploadStep) pickZips(dir string, rng *mrand.Rand, lk locker, res *UploadResult) ([]*zipLock, error) {
 	entries, err := os.ReadDir(dir)
 	if err != nil {
 		return nil, fmt.Errorf("zips_dir: %w", err)
 	}
 	var candidates []string
+	sizes := map[string]int64{}
 	for _, e := range entries {
 		if e.IsDir() || !strings.HasSuffix(e.Name(), ".zip") {
 			continue
@@ -356,18 +381,45 @@ func (u *UploadStep) pickZips(dir string, rng *mrand.Rand, res *UploadResult) ([
 		case info.Size() >= int64(*u.MaxSize):
 			res.Skipped++
 			res.SkippedUploads = append(res.SkippedUploads, SkippedUpload{File: path, Bytes: info.Size(), Reason: "over max_size " + u.MaxSize.String()})
-		case fileExists(path + ".locked"):
-			res.Skipped++
-			res.SkippedUploads = append(res.SkippedUploads, SkippedUpload{File: path, Bytes: info.Size(), Reason: "locked by another upload"})
 		default:
 			candidates = append(candidates, path)
+			sizes[path] = info.Size()
 		}
 	}
 	if len(candidates) == 0 {
-		return nil, fmt.Errorf("%s has no .zip files to upload under %s that are not locked", dir, u.MaxSize)
+		return nil, fmt.Errorf("%s has no .zip files to upload under %s", dir, u.MaxSize)
 	}
 	rng.Shuffle(len(candidates), func(i, j int) { candidates[i], candidates[j] = candidates[j], candidates[i] })
-	return candidates[:min(*u.Number, len(candidates))], nil
+	var locks []*zipLock
+	for _, path := range candidates {
+		if len(locks) == *u.Number {
+			break
+		}
+		l, stale, err := lk.lock(path)
+		reason := ""
+		switch {
+		case errors.Is(err, errLocked):
+			reason = err.Error()
+		case err != nil:
+			for _, l := range locks {
+				l.release()
+			}
+			return nil, fmt.Errorf("locking %s: %w", path, err)
+		case !fileExists(path):
+			l.release()
+			reason = "uploaded and deleted by another run"
+		}
+		if stale != nil {
+			res.StaleLocksTakenOver = append(res.StaleLocksTakenOver, *stale)
+		}
+		if reason != "" {
+			res.Skipped++
+			res.SkippedUploads = append(res.SkippedUploads, SkippedUpload{File: path, Bytes: sizes[path], Reason: reason})
+			continue
+		}
+		locks = append(locks, l)
+	}
+	return locks, nil
 }
 
 func fileExists(path string) bool {
@@ -375,9 +427,11 @@ func fileExists(path string) bool {
 	return err == nil
 }
 
-// uploadFile locks a zip, uploads it as a streamed multipart body, and
-// deletes it after a 201 if asked. The lock is removed on every path.
-func (u *UploadStep) uploadFile(ctx context.Context, rt http.RoundTripper, pol retryPolicy, rc *runContext, endpoint, token, path string) UploadRecord {
+// uploadFile uploads a locked zip as a streamed multipart body, and
+// deletes it after a 201 if asked. The lock is renewed as the upload
+// starts and removed on every path, after the zip is deleted.
+func (u *UploadStep) uploadFile(ctx context.Context, rt http.RoundTripper, pol retryPolicy, rc *runContext, endpoint, token string, lk locker, lock *zipLock) UploadRecord {
+	path := lock.zip
 	rec := UploadRecord{File: path}
 	begin := time.Now()
 	fail := func(err error) UploadRecord {
@@ -386,13 +440,18 @@ func (u *UploadStep) uploadFile(ctx context.Context, rt http.RoundTripper, pol r
 		rec.DurationS = time.Since(begin).Seconds()
 		return rec
 	}
-	lock, err := os.OpenFile(path+".locked", os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
-	if err != nil {
-		return fail(fmt.Errorf("locking: %w", err))
+	defer lock.release()
+	// Zips wait for a free worker with their lock held: one that waited
+	// past lock_stale_after may have been taken over.
+	if ours, err := lock.renew(lk); err != nil {
+		return fail(fmt.Errorf("renewing the lock: %w", err))
+	} else if !ours {
+		rec.skipped = &SkippedUpload{File: path, Reason: "locked by another run, which took over this run's stale lock"}
+		if info, err := os.Stat(path); err == nil {
+			rec.skipped.Bytes = info.Size()
+		}
+		return rec
 	}
-	defer os.Remove(lock.Name())
-	fmt.Fprintf(lock, "locked %d\n", time.Now().Unix())
-	lock.Close()
 
 	f, err := os.Open(path)
 	if err != nil {

@@ -173,7 +173,7 @@ func TestUploadLocks(t *testing.T) {
 		t.Fatal(err)
 	}
 	s := r.Steps[0]
-	if s.Succeeded != 1 || s.Skipped != 1 || s.SkippedUploads[0].Reason != "locked by another upload" {
+	if s.Succeeded != 1 || s.Skipped != 1 || s.SkippedUploads[0].Reason != "locked by another run" {
 		t.Errorf("succeeded %d, skipped %+v", s.Succeeded, s.SkippedUploads)
 	}
 	if l := lockFiles(t, dir); len(l) != 1 || l[0] != other+".locked" {

@@ -122,8 +122,16 @@ func runPlan(ctx context.Context, plan *Plan, steps []int, rs runSettings) (*Rep
 			res = k.result()
 		}
 		sr := StepReport{Kind: w.kind(), Name: st.Name, OK: err == nil && ctx.Err() == nil,
-			DurationS: time.Since(t0).Seconds(), result: res}
-		if err != nil {
+			DurationS: time.Since(t0).Seconds(), result: res, interrupted: ctx.Err() != nil}
+		switch {
+		case sr.interrupted:
+			// Say so, not just "context canceled"; keep a failure of its own.
+			msg := interruptOf(ctx).Error()
+			if err != nil && !errors.Is(err, context.Canceled) {
+				msg += ": " + err.Error()
+			}
+			sr.Error = &msg
+		case err != nil:
 			msg := err.Error()
 			sr.Error = &msg
 			failed = append(failed, st.Name)
@@ -140,7 +148,7 @@ func runPlan(ctx context.Context, plan *Plan, steps []int, rs runSettings) (*Rep
 	report.DurationS = ended.Sub(started).Seconds()
 	switch {
 	case report.Interrupted:
-		return report, fmt.Errorf("interrupted; the report shows what finished: %w", context.Canceled)
+		return report, fmt.Errorf("%w; the report shows what finished", interruptOf(ctx))
 	case len(failed) > 0:
 		return report, fmt.Errorf("step %s failed", strings.Join(failed, ", "))
 	}
