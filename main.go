@@ -123,6 +123,7 @@ func exitCode(err error, stderr io.Writer) int {
 	fmt.Fprintf(stderr, "teckenrun: %v\n", err)
 	var ue usageError
 	var te thresholdsError
+	var re regressionError
 	var in interrupted
 	switch {
 	case errors.As(err, &in) && in.sig == syscall.SIGHUP:
@@ -131,7 +132,7 @@ func exitCode(err error, stderr io.Writer) int {
 		return exitInterrupted
 	case errors.As(err, &ue):
 		return exitUsage
-	case errors.As(err, &te):
+	case errors.As(err, &te), errors.As(err, &re):
 		return exitThresholds
 	}
 	return exitFailed
@@ -149,10 +150,14 @@ type options struct {
 	grace    time.Duration
 	version  bool
 	cpuprof  string
+	// baseline is a previous report to compare the run with.
+	baseline        string
+	tolerance       tolerance
+	baselineAnyPlan bool
 }
 
 func parseFlags(args []string, stderr io.Writer) (*options, []string, error) {
-	o := &options{grace: 5 * time.Second}
+	o := &options{grace: 5 * time.Second, tolerance: 0.1}
 	fs := flag.NewFlagSet("teckenrun", flag.ContinueOnError)
 	fs.StringVar(&o.format, "format", "auto", "output `auto|table|json`: auto is tables on a terminal, JSON otherwise")
 	fs.StringVar(&o.host, "host", "", "run against this `URL` (or embedded) instead of the plan's host; every request stays on it")
@@ -175,6 +180,9 @@ func parseFlags(args []string, stderr io.Writer) (*options, []string, error) {
 		o.grace = d
 		return nil
 	})
+	fs.StringVar(&o.baseline, "baseline", "", "compare the run with this previous report (`FILE`) of the same plan: a regression exits 3")
+	fs.Var(&o.tolerance, "tolerance", "with -baseline, how much worse a figure may get (`PERCENT`, default 10%)")
+	fs.BoolVar(&o.baselineAnyPlan, "baseline-any-plan", false, "with -baseline, accept a report of another plan")
 	fs.BoolVar(&o.version, "version", false, "print the version and exit")
 	fs.StringVar(&o.cpuprof, "cpuprofile", "", "write a CPU profile of the run to `FILE` (for go tool pprof)")
 	// The flag package would print a parse error and the usage; exitCode
@@ -211,7 +219,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, []string, error) {
 }
 
 func printUsage(fs *flag.FlagSet, w io.Writer) {
-	fmt.Fprintf(w, "usage: teckenrun [flags] PLAN.yaml\n       teckenrun report [-format auto|table|json] RESULT.json\n       teckenrun schema report|plan\n       teckenrun metrics KIND\n       teckenrun emulator [-listen ADDR]\n\nRuns the steps of a plan against Tecken and reports what happened.\n\nFlags:\n")
+	fmt.Fprintf(w, "usage: teckenrun [flags] PLAN.yaml\n       teckenrun report [-format auto|table|json] RESULT.json\n       teckenrun schema report|plan\n       teckenrun metrics KIND\n       teckenrun compare [-tolerance 10%%] OLD.json NEW.json\n       teckenrun emulator [-listen ADDR]\n\nRuns the steps of a plan against Tecken and reports what happened.\n\nFlags:\n")
 	fs.SetOutput(w)
 	fs.PrintDefaults()
 	fs.SetOutput(io.Discard)
@@ -232,6 +240,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 			return runSchemaCmd(args[1:], stdout)
 		case "metrics":
 			return runMetricsCmd(args[1:], stdout)
+		case "compare":
+			return runCompareCmd(args[1:], stdout, stderr, term)
 		}
 	}
 	o, positional, err := parseFlags(args, stderr)
@@ -272,6 +282,12 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	if err := checkOut(o.out); err != nil {
 		return err
 	}
+	var base *Report
+	if o.baseline != "" {
+		if base, err = loadBaseline(o.baseline, plan.sha256, o.baselineAnyPlan); err != nil {
+			return err
+		}
+	}
 	if o.validate {
 		shown := *plan // passwords in URLs are never printed
 		shown.Host, shown.SymbolicationHost = redactURL(plan.Host), redactURL(plan.SymbolicationHost)
@@ -305,8 +321,11 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 			selected[plan.Steps[i].Name] = true
 		}
 		report.Thresholds = evaluate(plan.thresholds, report, selected)
+		if base != nil {
+			report.Baseline = compareReports(base, report, o.baseline, float64(o.tolerance))
+		}
 		if runErr == nil {
-			runErr = failedThresholds(report.Thresholds)
+			runErr = errors.Join(failedThresholds(report.Thresholds), report.Baseline.Error())
 		}
 		if err := writeReport(stdout, o, term, report); err != nil {
 			return errors.Join(runErr, err)

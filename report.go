@@ -57,6 +57,8 @@ type Report struct {
 	// Thresholds are the plan's thresholds, evaluated after the run; []
 	// when it has none.
 	Thresholds []ThresholdResult `json:"thresholds"`
+	// Baseline compares the run with -baseline's report; null without one.
+	Baseline *Comparison `json:"baseline"`
 }
 
 // StepReport is one step's outcome. In JSON, the kind's own fields follow
@@ -163,10 +165,13 @@ func loadReport(path string) (*Report, error) {
 // reporter writes a Report in one format.
 type reporter func(w io.Writer, r *Report) error
 
-func jsonReport(w io.Writer, r *Report) error {
+func jsonReport(w io.Writer, r *Report) error { return writeJSON(w, r) }
+
+// writeJSON writes v as indented JSON.
+func writeJSON(w io.Writer, v any) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
-	return enc.Encode(r)
+	return enc.Encode(v)
 }
 
 func tableReport(w io.Writer, r *Report) error {
@@ -206,7 +211,10 @@ func tableReport(w io.Writer, r *Report) error {
 			}
 		}
 	}
-	return writeThresholds(w, r.Thresholds)
+	if err := writeThresholds(w, r.Thresholds); err != nil {
+		return err
+	}
+	return writeComparison(w, r.Baseline)
 }
 
 // writeFacts writes "LABEL  value" lines, aligned.
