@@ -16,7 +16,8 @@ type DistSummary struct {
 	// MeanS is the exact mean, in seconds.
 	MeanS float64 `json:"mean_s"`
 	// P50S is the median, in seconds, within the histogram's precision
-	// (3 significant digits), as are the other percentiles.
+	// (3 significant digits) and never outside MinS..MaxS, as are the other
+	// percentiles.
 	P50S float64 `json:"p50_s"`
 	// P90S is the 90th percentile, in seconds.
 	P90S float64 `json:"p90_s"`

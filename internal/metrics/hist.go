@@ -1,8 +1,13 @@
 package metrics
 
 import (
+	"bytes"
+	"compress/zlib"
+	"encoding/base64"
+	"encoding/binary"
 	"fmt"
 	"math"
+	"sync"
 
 	hdr "github.com/HdrHistogram/hdrhistogram-go"
 )
@@ -44,14 +49,104 @@ func (g geometry) record(h *hdr.Histogram, v, n int64) {
 	}
 }
 
-// encode returns h in the standard base64 V2 compressed encoding.
+// encode returns h in the standard base64 V2 compressed encoding, byte for
+// byte as h.Encode(hdr.V2CompressedEncodingCookieBase) writes it.
 func encode(h *hdr.Histogram) string {
-	b, err := h.Encode(hdr.V2CompressedEncodingCookieBase)
-	if err != nil {
-		// Encoding writes to memory only and the version is supported.
-		panic("metrics: encode histogram: " + err.Error())
+	shared.mu.Lock()
+	defer shared.mu.Unlock()
+	return shared.encode(h)
+}
+
+// shared is the one encoder of the process. hdr's Encode allocates a new
+// zlib compressor (~1 MB) per call, which made closing a timeline interval
+// cost milliseconds of allocation and page faults; this one is kept (a
+// sync.Pool would drop it at every garbage collection). Metrics of several
+// steps may encode at once, hence the mutex.
+var shared encoder
+
+type encoder struct {
+	mu  sync.Mutex
+	raw []byte // the uncompressed form
+	out bytes.Buffer
+	zw  *zlib.Writer
+}
+
+// V2 encoding cookies, as hdr writes them (the base cookies | 0x10).
+const (
+	encodingCookie           = uint32(hdr.V2EncodingCookieBase) | 0x10
+	compressedEncodingCookie = uint32(hdr.V2CompressedEncodingCookieBase) | 0x10
+)
+
+func (e *encoder) encode(h *hdr.Histogram) string {
+	snap := h.Export()
+	counts := snap.Counts
+	limit := len(counts)
+	for limit > 1 && counts[limit-1] == 0 {
+		limit--
 	}
-	return string(b)
+	ratio := snap.IntegerToDoubleConversionRatio
+	if ratio == 0 {
+		ratio = 1
+	}
+	// Header: cookie, payload length (set below), normalizing index offset
+	// (0), significant digits, lowest, highest, conversion ratio.
+	r := binary.BigEndian.AppendUint32(e.raw[:0], encodingCookie)
+	r = binary.BigEndian.AppendUint32(r, 0)
+	r = binary.BigEndian.AppendUint32(r, 0)
+	r = binary.BigEndian.AppendUint32(r, uint32(snap.SignificantFigures))
+	r = binary.BigEndian.AppendUint64(r, uint64(snap.LowestTrackableValue))
+	r = binary.BigEndian.AppendUint64(r, uint64(snap.HighestTrackableValue))
+	r = binary.BigEndian.AppendUint64(r, math.Float64bits(ratio))
+	const headerLen = 40
+	// Payload: the counts up to the last non-zero one, as ZigZag LEB128,
+	// a run of more than one zero as its negated length.
+	for i := 0; i < limit; {
+		c := counts[i]
+		i++
+		if c == 0 {
+			zeros := int64(1)
+			for i < limit && counts[i] == 0 {
+				zeros++
+				i++
+			}
+			if zeros > 1 {
+				c = -zeros
+			}
+		}
+		r = appendZigZag(r, c)
+	}
+	binary.BigEndian.PutUint32(r[4:], uint32(len(r)-headerLen))
+
+	e.out.Reset()
+	e.out.Write(binary.BigEndian.AppendUint32(nil, compressedEncodingCookie))
+	e.out.Write([]byte{0, 0, 0, 0}) // compressed length, set below
+	if e.zw == nil {
+		// The level is valid, so NewWriterLevel cannot fail.
+		e.zw, _ = zlib.NewWriterLevel(&e.out, zlib.BestCompression)
+	} else {
+		e.zw.Reset(&e.out)
+	}
+	// Writes to a bytes.Buffer do not fail.
+	_, _ = e.zw.Write(r)
+	_ = e.zw.Close()
+	out := e.out.Bytes()
+	binary.BigEndian.PutUint32(out[4:], uint32(len(out)-8))
+	e.raw = r
+	return base64.StdEncoding.EncodeToString(out)
+}
+
+// appendZigZag appends v in the LEB128-64b9B ZigZag form of the V2
+// encoding: 7 bits a byte, the ninth byte holding the last 8 bits.
+func appendZigZag(b []byte, v int64) []byte {
+	u := uint64(v<<1) ^ uint64(v>>63)
+	for i := 0; i < 8; i++ {
+		if u>>7 == 0 {
+			return append(b, byte(u))
+		}
+		b = append(b, byte(u&0x7f|0x80))
+		u >>= 7
+	}
+	return append(b, byte(u))
 }
 
 // decode reads a histogram encoded by encode (or any HdrHistogram tool)

@@ -246,11 +246,15 @@ func (m *Metrics) stats() Stats {
 		Retries:         m.retries,
 		Cancelled:       m.cancelled,
 		TransportErrors: m.transport,
-		ResponseTime:    m.dist(ResponseTime).summary(),
 		ServiceTime:     m.service.summary(),
 	}
-	if m.scheduled {
+	switch {
+	case m.scheduled:
+		s.ResponseTime = m.response.summary()
 		s.ScheduleLag = m.lag.summary()
+	case s.ServiceTime != nil:
+		rt := *s.ServiceTime
+		s.ResponseTime = &rt
 	}
 	if m.requests == 0 {
 		return s

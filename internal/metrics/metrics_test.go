@@ -81,12 +81,13 @@ func TestMergeHalvesEqualsWhole(t *testing.T) {
 		n         int
 		span      time.Duration
 		split     func(i, n int) bool // true: first half
+		// timeline intervals of the first half and of the whole, in s
+		halfInterval, wholeInterval float64
 	}{
-		{"interleaved scheduled", true, 4000, 8 * time.Second, func(i, _ int) bool { return i%2 == 0 }},
-		{"interleaved unscheduled", false, 4000, 8 * time.Second, func(i, _ int) bool { return i%2 == 0 }},
-		{"first and second half", true, 4000, 8 * time.Second, func(i, n int) bool { return i < n/2 }},
-		// 2000 s: the whole has 4 s intervals, each half 2 s ones.
-		{"halves of a long run", true, 20000, 2000 * time.Second, func(i, n int) bool { return i < n/2 }},
+		{"interleaved scheduled", true, 4000, 8 * time.Second, func(i, _ int) bool { return i%2 == 0 }, 1, 1},
+		{"interleaved unscheduled", false, 4000, 8 * time.Second, func(i, _ int) bool { return i%2 == 0 }, 1, 1},
+		{"first and second half", true, 4000, 8 * time.Second, func(i, n int) bool { return i < n/2 }, 1, 1},
+		{"halves of a long run", true, 20000, 2000 * time.Second, func(i, n int) bool { return i < n/2 }, 2, 4},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ss := samples(1, tc.n, tc.span)
@@ -102,8 +103,13 @@ func TestMergeHalvesEqualsWhole(t *testing.T) {
 			if a.Requests() == 0 || b.Requests() == 0 {
 				t.Fatal("a half is empty")
 			}
+			half := a.Summary().Timeline.IntervalS
 			a.Merge(b)
 			want := whole.Summary()
+			if half != tc.halfInterval || want.Timeline.IntervalS != tc.wholeInterval {
+				t.Errorf("intervals: half %v s, whole %v s; want %v s and %v s", half, want.Timeline.IntervalS,
+					tc.halfInterval, tc.wholeInterval)
+			}
 			sameSummary(t, a.Summary(), want)
 			if want.Requests+want.Cancelled != int64(tc.n) || len(want.ByStatus) != 3 || want.Errors == 0 {
 				t.Fatalf("samples do not cover the cases: %d requests, %d cancelled, %d statuses, %d errors",
@@ -502,8 +508,11 @@ func TestMemoryBoundedByStatusesAndDuration(t *testing.T) {
 }
 
 func TestAddDoesNotAllocate(t *testing.T) {
-	m := fill(New(true), samples(13, 100, time.Second))
-	s := Sample{Intended: t0, Sent: t0.Add(time.Millisecond), Done: t0.Add(900 * time.Millisecond), Status: 404, Attempts: 2}
+	ss := samples(13, 100, time.Second)
+	m := fill(New(true), ss)
+	last := slices.MaxFunc(ss, func(a, b Sample) int { return a.Done.Compare(b.Done) }).Done
+	// Done in the newest interval, with a status already seen.
+	s := Sample{Intended: t0, Sent: t0.Add(time.Millisecond), Done: last, Status: 404, Attempts: 2}
 	if n := testing.AllocsPerRun(1000, func() { m.Add(s) }); n != 0 {
 		t.Errorf("Add allocates %v times per sample in the steady state", n)
 	}
