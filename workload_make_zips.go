@@ -491,8 +491,20 @@ func (m *MakeZipsStep) fromUploads(ctx context.Context, rc *runContext, dir stri
 			return err
 		}
 	}
+	if len(res.Zips) == 0 && ctx.Err() == nil {
+		msg := "no zip written: none of the uploads' files could be fetched"
+		if len(res.FailedFiles) > 0 {
+			ff := res.FailedFiles[0]
+			msg += fmt.Sprintf(" (%d failed, such as %s: %s)", len(res.FailedFiles), ff.Key, ff.Error)
+		}
+		return errors.New(msg)
+	}
 	return nil
 }
+
+// errNoFiles ends a zip none of whose files could be fetched: it is not
+// written.
+var errNoFiles = errors.New("no file could be fetched")
 
 func (m *MakeZipsStep) newFetcher(ctx context.Context, rc *runContext) (fetcher, error) {
 	u, _ := url.Parse(m.SymbolsURL) // validated
@@ -563,8 +575,14 @@ func (m *MakeZipsStep) zipUpload(ctx context.Context, rc *runContext, f fetcher,
 		if writeErr != nil {
 			return writeErr
 		}
+		if files == 0 {
+			return errNoFiles // not even an empty zip is written
+		}
 		return nil
 	})
+	if errors.Is(err, errNoFiles) {
+		return nil
+	}
 	if err != nil {
 		return err
 	}

@@ -81,6 +81,7 @@ type DebugConclusion struct {
 type symbolicateAgg struct {
 	requests
 	res      *SymbolicateResult // the file counts; the rest is set by result
+	valid    int                // 200 answers that fit their request
 	debug    map[string]*metrics.ValueDist
 	messages map[errKey]*ErrorMessage
 }
@@ -120,6 +121,8 @@ func (a *symbolicateAgg) add(o symOutcome) (failed bool) {
 		if r.InvalidSample == "" {
 			r.InvalidSample = o.invalid
 		}
+	} else {
+		a.valid++
 	}
 	r.KnownFrames += o.knownFrames
 	r.SymbolicatedFrames += o.symbolicated
@@ -170,7 +173,31 @@ func (a *symbolicateAgg) result() (*SymbolicateResult, error) {
 		r.Conclusion.NotDownloadingTotalS = ptr(total)
 		r.Conclusion.NotDownloadingAvgS = ptr(total / float64(r.DebugObjects))
 	}
+	if err == nil && m.Requests > 0 && a.valid == 0 {
+		err = fmt.Errorf("no answer was a valid symbolication: %s", answersSummary(r))
+	}
 	return r, err
+}
+
+// answersSummary says what a symbolicate step got instead of valid
+// answers: statuses with counts, and why 200s did not fit.
+func answersSummary(r *SymbolicateResult) string {
+	var parts []string
+	for _, s := range r.Metrics.ByStatus {
+		parts = append(parts, fmt.Sprintf("%d× %d", s.Requests, s.Status))
+	}
+	if r.Metrics.Errors > 0 {
+		parts = append(parts, fmt.Sprintf("%d× no answer", r.Metrics.Errors))
+	}
+	msg := fmt.Sprintf("%d requests got %s", r.Metrics.Requests, strings.Join(parts, ", "))
+	if r.InvalidResponses > 0 {
+		msg += fmt.Sprintf("; the %d 200s did not fit their request (%s)", r.InvalidResponses, shorten(r.InvalidSample, 120))
+	}
+	if len(r.ErrorsByMessage) > 0 {
+		e := r.ErrorsByMessage[0]
+		msg += fmt.Sprintf("; most common error: %d %s", e.Status, shorten(e.Message, 80))
+	}
+	return msg
 }
 
 func (r *SymbolicateResult) writeTable(w io.Writer) error {

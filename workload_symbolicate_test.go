@@ -243,8 +243,9 @@ func TestSymbolicateDetectsMalformedResults(t *testing.T) {
 		}))
 		r, err := runSymJSON(t, symPlan(ts.URL, dir, "      batch_size: 2\n"))
 		ts.Close()
-		if err != nil {
-			t.Fatal(err)
+		// Every answer was invalid: the step fails, and says why.
+		if r == nil || err == nil || r.Steps[0].Error == nil || !strings.Contains(*r.Steps[0].Error, "no answer was a valid symbolication") {
+			t.Fatalf("mutation %d: %v", i, err)
 		}
 		if s := r.Steps[0]; s.InvalidResponses != 2 || s.InvalidSample == "" {
 			t.Errorf("mutation %d: %d invalid responses (%q), want 2", i, s.InvalidResponses, s.InvalidSample)

@@ -387,7 +387,10 @@ func (u *UploadStep) pickZips(dir string, rng *mrand.Rand, lk locker, res *Uploa
 		}
 	}
 	if len(candidates) == 0 {
-		return nil, fmt.Errorf("%s has no .zip files to upload under %s", dir, u.MaxSize)
+		if res.Skipped == 0 {
+			return nil, fmt.Errorf("%s has no .zip files", dir)
+		}
+		return nil, fmt.Errorf("%s has no .zip files under max_size %s (%d over it)", dir, u.MaxSize, res.Skipped)
 	}
 	rng.Shuffle(len(candidates), func(i, j int) { candidates[i], candidates[j] = candidates[j], candidates[i] })
 	var locks []*zipLock
