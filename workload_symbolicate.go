@@ -146,7 +146,8 @@ type stackFile struct {
 }
 
 // loadStackFiles reads a folder's *.json files (or a glob). A file that is
-// not a v4 body is skipped and named in skipped, not fatal.
+// not a v4 body, or a directory, is skipped and named in skipped, not
+// fatal.
 func loadStackFiles(dir string, sanitize bool) ([]*stackFile, []SkippedFile, error) {
 	pattern := dir
 	if st, err := os.Stat(dir); err == nil && st.IsDir() {
@@ -165,6 +166,10 @@ func loadStackFiles(dir string, sanitize bool) ([]*stackFile, []SkippedFile, err
 	var files []*stackFile
 	var skipped []SkippedFile
 	for _, p := range paths {
+		if st, err := os.Stat(p); err == nil && st.IsDir() {
+			skipped = append(skipped, SkippedFile{File: p, Error: "a directory, not a stack file"})
+			continue
+		}
 		raw, err := os.ReadFile(p)
 		if err != nil {
 			return nil, nil, err

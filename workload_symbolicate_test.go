@@ -155,6 +155,38 @@ func TestSymbolicate400IsRecordedNotRetried(t *testing.T) {
 	}
 }
 
+// TestSymbolicateSkipsDirectories: a directory among the stack files (a
+// folder named *.json, or anything a glob matches) is skipped and
+// listed, like any other file that is not a stack.
+func TestSymbolicateSkipsDirectories(t *testing.T) {
+	_, ts, dir := symbolStore(t, emulator.Options{}, 3)
+	for _, d := range []string{"nested.json", "other"} {
+		if err := os.Mkdir(filepath.Join(dir, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, tt := range []struct {
+		stacksDir string
+		skipped   []string
+	}{{dir, []string{"nested.json"}}, {dir + "/*", []string{"nested.json", "other"}}} {
+		r, err := runSymJSON(t, symPlan(ts.URL, tt.stacksDir, ""))
+		if err != nil {
+			t.Fatalf("%s: %v", tt.stacksDir, err)
+		}
+		s := r.Steps[0]
+		var skipped []string
+		for _, f := range s.SkippedFiles {
+			skipped = append(skipped, filepath.Base(f.File))
+			if !strings.Contains(f.Error, "directory") {
+				t.Errorf("%s: skipped %s for %q", tt.stacksDir, f.File, f.Error)
+			}
+		}
+		if s.Requests != 3 || s.Files != 3 || fmt.Sprint(skipped) != fmt.Sprint(tt.skipped) {
+			t.Errorf("%s: requests %d, files %d, skipped %v; want 3, 3, %v", tt.stacksDir, s.Requests, s.Files, skipped, tt.skipped)
+		}
+	}
+}
+
 // TestSymbolicateRealCorpus replays part of the real stacks: every file
 // with a float offset gets 400 "Frame must be two integers", and none
 // does with sanitize.
