@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/johannesboyne/gofakes3"
 	"github.com/johannesboyne/gofakes3/backend/s3mem"
@@ -95,6 +96,37 @@ func TestMakeZipsSynthetic(t *testing.T) {
 	b, _ := os.ReadFile(r2.Steps[0].Zips[0].Path)
 	if filepath.Base(s.Zips[0].Path) != filepath.Base(r2.Steps[0].Zips[0].Path) || len(a) != len(b) {
 		t.Error("the same seed made different zips")
+	}
+}
+
+// TestMakeZipsSyntheticMembersAreDated: every member carries the time it
+// was written, in the extended timestamp and in the MS-DOS fields that
+// older unzip tools read.
+func TestMakeZipsSyntheticMembersAreDated(t *testing.T) {
+	dir := t.TempDir()
+	start := time.Now().Truncate(time.Second) // the zip's resolution
+	r, err := runMakeZips(t, fmt.Sprintf("host: http://127.0.0.1:1\nsteps:\n  - make-zips: {source: synthetic, save_dir: %s, zip_size: 64kb, sym_size: 16kb}\n", dir))
+	end := time.Now()
+	if err != nil {
+		t.Fatal(err)
+	}
+	zr, err := zip.OpenReader(r.Steps[0].Zips[0].Path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer zr.Close()
+	if len(zr.File) == 0 {
+		t.Fatal("no members")
+	}
+	for _, f := range zr.File {
+		if f.Modified.Before(start) || f.Modified.After(end) {
+			t.Errorf("%s modified %v, want between %v and %v", f.Name, f.Modified, start, end)
+		}
+		d, tm := f.ModifiedDate, f.ModifiedTime
+		dos := time.Date(int(d>>9)+1980, time.Month(d>>5&0xf), int(d&0x1f), int(tm>>11), int(tm>>5&0x3f), int(tm&0x1f)*2, 0, time.UTC)
+		if diff := f.Modified.Sub(dos); diff < 0 || diff >= 2*time.Second {
+			t.Errorf("%s: MS-DOS time %v for %v", f.Name, dos, f.Modified.UTC())
+		}
 	}
 }
 
