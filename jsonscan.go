@@ -264,7 +264,7 @@ func (s *jsonScanner) skip() error {
 
 // end checks that nothing but space follows the document.
 func (s *jsonScanner) end() error {
-	if s.peek() != 0 {
+	if s.ws(); s.i < len(s.b) { // not peek: a NUL byte is data too
 		return s.errorf("data after the document")
 	}
 	return nil

@@ -23,7 +23,7 @@ func TestJSONScanner(t *testing.T) {
 		}
 	}
 	invalid := []string{``, `{`, `{"a" 1}`, `{"a": 1,}`, `[1 2]`, `tru`, `{"a": 1} x`, `"abc`, `01`, `1e`, `--1`, "\"a\x01\"",
-		`"\q"`, `"\u12"`, `["\u12g4"]`, `{"a": "\x41"}`, `{"k\q": 1}`, `"\`, `"\u00`, `"\'"`,
+		`"\q"`, `"\u12"`, `["\u12g4"]`, `{"a": "\x41"}`, `{"k\q": 1}`, `"\`, `"\u00`, `"\'"`, "0\x00",
 		strings.Repeat("[", maxJSONDepth+1) + strings.Repeat("]", maxJSONDepth+1)}
 	for _, doc := range invalid {
 		if err := scanAll([]byte(doc)); err == nil {
