@@ -306,6 +306,7 @@ func TestDownloadInterrupted(t *testing.T) {
 }
 
 func TestDownloadBadCSV(t *testing.T) {
+	const head = "URI,STATUS CODE,PRIVATE,COUNT\n/a/b/c/d.sym,200,false,1\n"
 	tests := []struct {
 		name, csv, want string
 	}{
@@ -316,6 +317,14 @@ func TestDownloadBadCSV(t *testing.T) {
 		{"long row", "URI,STATUS CODE,PRIVATE,COUNT\n/a/b/c/d.sym,200,false,1,extra\n", "q.csv:2: wrong number of fields: more than 4"},
 		{"broken quote", "URI,STATUS CODE,PRIVATE,COUNT\n\"/a/b/c/d.sym,200,false,1\n", `q.csv:2: extraneous or missing " in quoted-field`},
 		{"only junk", "URI,STATUS CODE,PRIVATE,COUNT\nHEAD /a/b/c HTTP/1.1,200,false,1\n", "q.csv: no usable rows (1 junk rows skipped)"},
+		{"private not a boolean", head + "/a/b/c/e.sym,200,yes,1\n", `q.csv:3: PRIVATE "yes" is not true or false`},
+		{"private capitalised", head + "/a/b/c/e.sym,200,True,1\n", `q.csv:3: PRIVATE "True" is not true or false`},
+		{"count too large", head + "/a/b/c/e.sym,200,false,100000000\n",
+			"q.csv:3: COUNT 100000000 is too large: the COUNTs of a CSV may add up to at most 100000000 jobs"},
+		{"count over an int", head + "/a/b/c/e.sym,200,false,123456789012345678901234567890\n",
+			"q.csv:3: COUNT 123456789012345678901234567890 is too large: the COUNTs of a CSV may add up to at most 100000000 jobs"},
+		{"line over the limit", head + "/a/b/c/" + strings.Repeat("x", maxCSVLine) + ".sym,200,false,1\n",
+			"q.csv:3: the line is longer than 1048576 bytes, the most a row may take"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -325,6 +334,16 @@ func TestDownloadBadCSV(t *testing.T) {
 				t.Fatalf("run error %v; want the step error to contain %q (report %+v)", err, tt.want, r)
 			}
 		})
+	}
+	for _, tt := range []struct{ missing, want string }{
+		{"debug_file,debug_id,code_file,code_id\na,b,c,d\na,b\n", "m.csv:3: wrong number of fields"},
+		{"", `m.csv: empty, want the header "debug_file,debug_id,code_file,code_id"`},
+	} {
+		path := filepath.Join(t.TempDir(), "m.csv")
+		os.WriteFile(path, []byte(tt.missing), 0o644)
+		if _, err := loadMissing(path); err == nil || !strings.HasSuffix(err.Error(), tt.want) {
+			t.Errorf("missing CSV %q: %v, want %q", tt.missing, err, tt.want)
+		}
 	}
 }
 
@@ -357,6 +376,24 @@ func TestLoadQueries(t *testing.T) {
 	ms, err := loadQueries(path, true)
 	if err != nil || len(ms.rows) != 2 {
 		t.Errorf("microsoft_like_only kept %d rows (%v), want the two .pdb/.sym ones", len(ms.rows), err)
+	}
+}
+
+// TestCSVByteOrderMark: CSVs saved with a UTF-8 byte order mark (as
+// spreadsheet tools write them) are read like any other.
+func TestCSVByteOrderMark(t *testing.T) {
+	dir := t.TempDir()
+	bom := "\xef\xbb\xbf"
+	queriesPath, missingPath := filepath.Join(dir, "q.csv"), filepath.Join(dir, "m.csv")
+	os.WriteFile(queriesPath, []byte(bom+testCSV), 0o644)
+	os.WriteFile(missingPath, []byte(bom+testMissing), 0o644)
+	q, err := loadQueries(queriesPath, false)
+	if err != nil || len(q.rows) != 8 || len(q.jobs) != 20 {
+		t.Errorf("queries: %v", err)
+	}
+	codes, err := loadMissing(missingPath)
+	if err != nil || codes["nvwgf2umx.pdb/8A2C0D6E4AEB4C3C9E5B0B8F0F2A7C301"] != "code_file=nvwgf2umx.dll&code_id=5B6DBA8B1AB000" {
+		t.Errorf("missing: %v %v", codes, err)
 	}
 }
 
