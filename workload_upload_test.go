@@ -313,3 +313,29 @@ func TestTokenIsNeverPrinted(t *testing.T) {
 		t.Error("the Auth-Token appears in the output")
 	}
 }
+
+// TestUploadURLsFromStdinOnATerminal: reading URLs from a terminal says
+// so on stderr, since nothing else would tell the user what teckenrun is
+// waiting for; piped stdin reads silently.
+func TestUploadURLsFromStdinOnATerminal(t *testing.T) {
+	emu, ts := uploadEmulator(t)
+	zipPath, _ := goodZip(t, t.TempDir(), "remote.zip", 11)
+	files := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { http.ServeFile(w, r, zipPath) }))
+	defer files.Close()
+	plan := filepath.Join(t.TempDir(), "plan.yaml")
+	os.WriteFile(plan, []byte(uploadPlan(ts.URL, "      urls_from: stdin\n")), 0o644)
+	const prompt = "reading URLs from stdin (end with Ctrl-D)…"
+	for _, tty := range []bool{true, false} {
+		var stdout, stderr bytes.Buffer
+		err := run(context.Background(), []string{"-format", "json", plan}, strings.NewReader(files.URL+"/remote.zip\n"), &stdout, &stderr, terminal{stdin: tty})
+		if err != nil {
+			t.Fatalf("stdin a terminal %v: %v", tty, err)
+		}
+		if got := strings.Contains(stderr.String(), prompt); got != tty {
+			t.Errorf("stdin a terminal %v: stderr %q", tty, stderr.String())
+		}
+	}
+	if n := len(emu.Uploads()); n != 2 {
+		t.Errorf("%d uploads, want 2", n)
+	}
+}

@@ -30,6 +30,9 @@ func (u *UploadStep) collectURLs(rc *runContext) ([]string, error) {
 	var raw []byte
 	var err error
 	if u.URLsFrom == "stdin" {
+		if rc.stdinPrompt != nil {
+			fmt.Fprintln(rc.stdinPrompt, "reading URLs from stdin (end with Ctrl-D)…")
+		}
 		raw, err = io.ReadAll(rc.stdin)
 	} else {
 		raw, err = os.ReadFile(rc.plan.resolve(u.URLsFrom))

@@ -36,9 +36,12 @@ type workload interface {
 
 // runSettings are the parts of a run that come from flags, not the plan.
 type runSettings struct {
-	stdin      io.Reader
-	grace      time.Duration
-	progressTo io.Writer // nil: no progress line
+	stdin io.Reader
+	// stdinPrompt is where a step that reads stdin says so, when stdin is
+	// a terminal (nil otherwise).
+	stdinPrompt io.Writer
+	grace       time.Duration
+	progressTo  io.Writer // nil: no progress line
 }
 
 // selectSteps returns the indexes of the steps to run: all, or those
@@ -78,7 +81,7 @@ func runPlan(ctx context.Context, plan *Plan, steps []int, rs runSettings) (*Rep
 	state := &runState{}
 	defer state.cleanup()
 	rc := runContext{state: state, plan: plan, host: strings.TrimSuffix(plan.Host, "/"), symHost: strings.TrimSuffix(plan.SymbolicationHost, "/"),
-		seed: seed, grace: rs.grace, progressTo: rs.progressTo, stdin: rs.stdin}
+		seed: seed, grace: rs.grace, progressTo: rs.progressTo, stdin: rs.stdin, stdinPrompt: rs.stdinPrompt}
 	if plan.usesEmbedded() {
 		url, stop, err := emulator.NewEmbedded().Start("127.0.0.1:0")
 		if err != nil {
@@ -166,8 +169,9 @@ func (st *runState) cleanup() {
 
 // runContext is what the runner hands every step.
 type runContext struct {
-	state *runState
-	stdin io.Reader
+	state       *runState
+	stdin       io.Reader
+	stdinPrompt io.Writer // see runSettings
 	// embedded is the embedded emulator's URL, and embeddedS3 its S3
 	// endpoint, when the plan uses them.
 	embedded, embeddedS3 string
