@@ -60,7 +60,8 @@ func (d *DownloadStep) validate(v *validator, path string) {
 func ptr[T any](v T) *T { return &v }
 
 // downloadRetries is how often a download is retried after a
-// transport error (the original tried 5 times in all).
+// transport error or a body that broke off (the original tried 5 times in
+// all).
 const downloadRetries = 4
 
 // fastcacheWindow is how many recent lookups the fast-cache share covers.
@@ -146,15 +147,11 @@ func download(ctx context.Context, rt http.RoundTripper, pol retryPolicy, target
 		req.Header.Set("Debug", "true")
 		req.Header.Set("User-Agent", userAgent)
 		return req, nil
-	})
+	}, discardBody)
 	o := downloadOutcome{expect: expect}
 	o.attempts = attempts
 	if err == nil {
-		_, err = io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-		if err == nil {
-			o.status, o.debugTime = resp.StatusCode, resp.Header.Get("Debug-Time")
-		}
+		o.status, o.debugTime = resp.StatusCode, resp.Header.Get("Debug-Time")
 	}
 	o.latency = time.Since(intended)
 	if err != nil {

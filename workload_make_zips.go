@@ -444,7 +444,7 @@ func (h *httpFetcher) fetch(ctx context.Context, key string) (io.ReadCloser, boo
 			req.Header.Set("User-Agent", h.userAgent)
 		}
 		return req, err
-	})
+	}, nil) // streamed to a file by fetchOnce, which fetches again if it breaks off
 	if err != nil {
 		return nil, false, err
 	}

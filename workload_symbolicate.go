@@ -66,7 +66,7 @@ func (s *SymbolicateStep) validate(v *validator, path string) {
 }
 
 // symbolicateRetries is how often a request is retried after a 502, 503,
-// 504 or a transport error.
+// 504, a transport error or an answer whose body broke off.
 const symbolicateRetries = 4
 
 // maxSampleFiles bounds the file names kept per error message.
@@ -306,6 +306,7 @@ func symbolicate(ctx context.Context, rt http.RoundTripper, pol retryPolicy, end
 			o.frames += len(st)
 		}
 	}
+	var buf bytes.Buffer
 	resp, attempts, err := send(ctx, rt, pol, func(ctx context.Context) (*http.Request, error) {
 		req, err := http.NewRequestWithContext(ctx, http.MethodPost, endpoint, bytes.NewReader(body))
 		if err != nil {
@@ -315,16 +316,14 @@ func symbolicate(ctx context.Context, rt http.RoundTripper, pol retryPolicy, end
 		req.Header.Set("Debug", "true")
 		req.Header.Set("User-Agent", userAgent)
 		return req, nil
+	}, func(resp *http.Response) error {
+		buf.Reset()
+		buf.Grow(int(max(resp.ContentLength, 0)) + bytes.MinRead)
+		_, err := buf.ReadFrom(resp.Body)
+		return err
 	})
 	o.attempts = attempts
-	var raw []byte
-	if err == nil {
-		var buf bytes.Buffer
-		buf.Grow(int(max(resp.ContentLength, 0)) + bytes.MinRead)
-		_, err = buf.ReadFrom(resp.Body)
-		raw = buf.Bytes()
-		resp.Body.Close()
-	}
+	raw := buf.Bytes()
 	o.latency = time.Since(intended)
 	if err != nil {
 		o.class, o.err = errorClass(err), err

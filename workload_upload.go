@@ -295,7 +295,7 @@ func (u *UploadStep) pickZips(dir string, rng *mrand.Rand, res *UploadResult) ([
 			return nil, err
 		}
 		switch {
-		case info.Size() >= int64(*u.MaxSize):
+		case info.Size() > int64(*u.MaxSize):
 			res.Skipped++
 			res.SkippedUploads = append(res.SkippedUploads, SkippedUpload{File: path, Bytes: info.Size(), Reason: "over max_size " + u.MaxSize.String()})
 		case fileExists(path + ".locked"):
@@ -306,7 +306,7 @@ func (u *UploadStep) pickZips(dir string, rng *mrand.Rand, res *UploadResult) ([
 		}
 	}
 	if len(candidates) == 0 {
-		return nil, fmt.Errorf("%s has no .zip files to upload under %s that are not locked", dir, u.MaxSize)
+		return nil, fmt.Errorf("%s has no .zip files to upload of at most %s that are not locked", dir, u.MaxSize)
 	}
 	rng.Shuffle(len(candidates), func(i, j int) { candidates[i], candidates[j] = candidates[j], candidates[i] })
 	return candidates[:min(*u.Number, len(candidates))], nil
@@ -362,7 +362,7 @@ func (u *UploadStep) uploadFile(ctx context.Context, rt http.RoundTripper, pol r
 		req.Header.Set("Auth-Token", token)
 		req.Header.Set("User-Agent", rc.plan.UserAgent)
 		return req, nil
-	})
+	}, nil) // the answer is read by finish, and not retried once it came
 	rec.Attempts = attempts
 	if err = rec.finish(resp, err); err != nil {
 		return fail(err)
