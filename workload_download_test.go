@@ -5,6 +5,8 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -475,5 +477,79 @@ func TestDownloadResetConnections(t *testing.T) {
 	drops := emu.Counts()[emulator.CountKey{Endpoint: "download", Status: 0}]
 	if s.TransportErrors.Reset != 1 || s.Errors != 1 || s.Retries < downloadRetries || s.Retries+1 != drops {
 		t.Errorf("reset %d, errors %d, retries %d; the server dropped %d connections", s.TransportErrors.Reset, s.Errors, s.Retries, drops)
+	}
+}
+
+// TestDownloadRetriesABodyCutOff: an answer whose body breaks off after
+// the headers is retried like a transport error.
+func TestDownloadRetriesABodyCutOff(t *testing.T) {
+	var hits atomic.Int32
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if hits.Add(1) <= 2 {
+			cutBody(w)
+			return
+		}
+		w.Header().Set("Content-Length", "100")
+		w.Write(make([]byte, 100))
+	}))
+	defer ts.Close()
+	r, err := runJSON(t, context.Background(), downloadPlan(ts.URL, "      max_requests: 1\n"), downloadFiles)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := r.Steps[0]
+	if s.Requests != 1 || s.Errors != 0 || s.Retries != 2 || len(s.ByStatus) != 1 || s.ByStatus[0].Status != 200 {
+		t.Errorf("requests %d, errors %d, retries %d, by status %+v; want one 200 after 2 retries", s.Requests, s.Errors, s.Retries, s.ByStatus)
+	}
+	if n := hits.Load(); n != 3 {
+		t.Errorf("server saw %d requests, want 3", n)
+	}
+}
+
+// TestDownloadRetriesABodyThatTimesOut: a body that stalls past the
+// plan's timeout is retried, and the error says which timeout ran out.
+func TestDownloadRetriesABodyThatTimesOut(t *testing.T) {
+	ts, hits := stallServer(t, true)
+	plan := strings.Replace(downloadPlan(ts.URL, "      max_requests: 1\n"), "timeout: 5s", "timeout: 100ms", 1)
+	r, err := runJSON(t, context.Background(), plan, downloadFiles)
+	if err == nil {
+		t.Fatal("want the step to fail")
+	}
+	s := r.Steps[0]
+	if s.Errors != 1 || s.TransportErrors.Timeout != 1 || s.Retries != downloadRetries {
+		t.Errorf("errors %d, timeouts %d, retries %d; want 1, 1, %d", s.Errors, s.TransportErrors.Timeout, s.Retries, downloadRetries)
+	}
+	if want := "all 1 requests failed: timed out after 100ms"; s.Error == nil || *s.Error != want {
+		t.Errorf("step error %v, want %q", s.Error, want)
+	}
+	ts.Close()
+	if n := hits.Load(); n < 1 || n > 1+downloadRetries {
+		t.Errorf("server saw %d requests for %d attempts", n, 1+downloadRetries)
+	}
+}
+
+// TestDownloadDoesNotRetryAnUntrustedCertificate: a certificate that
+// does not verify fails the request once; no retry can fix it.
+func TestDownloadDoesNotRetryAnUntrustedCertificate(t *testing.T) {
+	var conns atomic.Int32
+	ts := httptest.NewUnstartedServer(http.NotFoundHandler())
+	ts.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			conns.Add(1)
+		}
+	}
+	ts.Config.ErrorLog = log.New(io.Discard, "", 0)
+	ts.StartTLS()
+	defer ts.Close()
+	r, err := runJSON(t, context.Background(), downloadPlan(ts.URL, "      max_requests: 1\n"), downloadFiles)
+	if err == nil {
+		t.Fatal("want the step to fail")
+	}
+	s := r.Steps[0]
+	if s.Errors != 1 || s.Retries != 0 || s.Error == nil || !strings.Contains(*s.Error, "x509: certificate signed by unknown authority") {
+		t.Errorf("errors %d, retries %d, error %v", s.Errors, s.Retries, s.Error)
+	}
+	if n := conns.Load(); n != 1 {
+		t.Errorf("%d connections, want 1", n)
 	}
 }

@@ -271,13 +271,14 @@ func send(ctx context.Context, rt http.RoundTripper, pol retryPolicy, build func
 			return nil, attempts, err
 		}
 		resp, err = rt.RoundTrip(req)
+		if err != nil && !connecting.Load() && actx.Err() == nil {
+			cancel()
+			return nil, attempts, err // refused by the transport: never sent
+		}
 		attempts += max(1, int(wrote.Load()))
 		switch {
 		case err != nil:
 			cancel()
-			if !connecting.Load() && actx.Err() == nil {
-				return nil, attempts, err // refused by the transport itself
-			}
 		case read != nil:
 			err = read(resp)
 			resp.Body.Close()
