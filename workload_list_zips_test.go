@@ -130,3 +130,28 @@ func TestListThenUploadThroughAPipe(t *testing.T) {
 }
 
 func jsonUnmarshal(b []byte, v any) error { return json.Unmarshal(b, v) }
+
+// TestListZipsMaxSizeIsInclusive: a zip of exactly max_size is listed;
+// only larger ones are skipped.
+func TestListZipsMaxSizeIsInclusive(t *testing.T) {
+	_, ts := taskClusterEmulator(t, 3) // zips of 1000, 2000 and 3000 bytes
+	path := filepath.Join(t.TempDir(), "p.yaml")
+	os.WriteFile(path, []byte(fmt.Sprintf("host: %s\nsteps:\n  - list-zips: {taskcluster: %s, max_size: 2000b}\n", ts.URL, ts.URL)), 0o644)
+	var out bytes.Buffer
+	if err := run(context.Background(), []string{"-format", "json", path}, nil, &out, io.Discard, terminal{}); err != nil {
+		t.Fatal(err)
+	}
+	var r struct {
+		Steps []ListZipsResult `json:"steps"`
+	}
+	if err := jsonUnmarshal(out.Bytes(), &r); err != nil {
+		t.Fatal(err)
+	}
+	var sizes []int64
+	for _, z := range r.Steps[0].Zips {
+		sizes = append(sizes, z.Size)
+	}
+	if s := r.Steps[0]; fmt.Sprint(sizes) != "[2000 1000]" || len(s.Skipped) != 1 || !strings.Contains(s.Skipped[0].Reason, "over max_size") {
+		t.Errorf("sizes %v, skipped %+v", sizes, s.Skipped)
+	}
+}

@@ -5,12 +5,14 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/mozilla-services/teckenrun/internal/breakpad"
@@ -152,6 +154,33 @@ func TestSymbolicate400IsRecordedNotRetried(t *testing.T) {
 	}
 	if s := r.Steps[0]; len(s.ErrorsByMessage) != 0 || s.SanitizedFrames != 1 {
 		t.Errorf("sanitized: errors %+v, sanitized frames %d", s.ErrorsByMessage, s.SanitizedFrames)
+	}
+}
+
+// TestSymbolicateRetriesABodyCutOff: an answer whose body breaks off
+// after the headers is retried, like a 503.
+func TestSymbolicateRetriesABodyCutOff(t *testing.T) {
+	emu, _, dir := symbolStore(t, emulator.Options{}, 4)
+	var hits atomic.Int32
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if hits.Add(1) <= 2 {
+			io.Copy(io.Discard, r.Body)
+			cutBody(w)
+			return
+		}
+		emu.ServeHTTP(w, r)
+	}))
+	defer ts.Close()
+	r, err := runSymJSON(t, symPlan(ts.URL, dir, ""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := r.Steps[0]
+	if s.Requests != 4 || s.Errors != 0 || s.Retries != 2 || s.InvalidResponses != 0 || len(s.ByStatus) != 1 || s.ByStatus[0].Count != 4 {
+		t.Errorf("requests %d, errors %d, retries %d, invalid %d, by status %+v", s.Requests, s.Errors, s.Retries, s.InvalidResponses, s.ByStatus)
+	}
+	if n := hits.Load(); n != 6 {
+		t.Errorf("server saw %d requests, want 6", n)
 	}
 }
 
