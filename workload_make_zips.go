@@ -496,9 +496,9 @@ func (m *MakeZipsStep) newFetcher(ctx context.Context, rc *runContext) (fetcher,
 	u, _ := url.Parse(m.SymbolsURL) // validated
 	if u.Scheme == "s3" {
 		if m.Endpoint == "embedded" {
-			return newS3Fetcher(ctx, u.Host, strings.TrimPrefix(u.Path, "/"), m.Region, rc.embeddedS3, true)
+			return newS3Fetcher(ctx, u.Host, strings.TrimPrefix(u.Path, "/"), m.Region, rc.embeddedS3, true, time.Duration(rc.plan.Timeout))
 		}
-		return newS3Fetcher(ctx, u.Host, strings.TrimPrefix(u.Path, "/"), m.Region, m.Endpoint, m.Anonymous)
+		return newS3Fetcher(ctx, u.Host, strings.TrimPrefix(u.Path, "/"), m.Region, m.Endpoint, m.Anonymous, time.Duration(rc.plan.Timeout))
 	}
 	base := m.SymbolsURL
 	if !strings.HasSuffix(base, "/") {

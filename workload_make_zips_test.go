@@ -318,3 +318,54 @@ func TestMakeZipsSlowStorageTimesOut(t *testing.T) {
 		t.Errorf("zips %+v: want the 4 other files", s.Zips)
 	}
 }
+
+// TestMakeZipsS3FetchTimesOut: a fetch from S3 that stalls is limited by
+// the plan's timeout; the file is reported and the zip made of the others.
+func TestMakeZipsS3FetchTimesOut(t *testing.T) {
+	records, hit := embeddedHit(t)
+	backend := s3mem.New()
+	backend.CreateBucket("symbols")
+	keys := 0
+	var stallKey string
+	for _, entry := range append(append([]string(nil), hit.Content.Added...), hit.Content.Existed...) {
+		_, key, _ := strings.Cut(entry, ",")
+		body := []byte("contents of " + key + "\n")
+		if _, err := backend.PutObject("symbols", "mirror/"+key, map[string]string{}, bytes.NewReader(body), int64(len(body)), nil); err != nil {
+			t.Fatal(err)
+		}
+		stallKey = key
+		keys++
+	}
+	fake := gofakes3.New(backend).Server()
+	release := make(chan struct{})
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodGet && strings.HasSuffix(r.URL.Path, stallKey) {
+			select {
+			case <-r.Context().Done():
+			case <-release:
+			}
+			return
+		}
+		fake.ServeHTTP(w, r)
+	}))
+	t.Cleanup(ts.Close)
+	t.Cleanup(func() { close(release) })
+	// A guard only: without a timeout, the stalled fetch would wait for
+	// ever, and the test would fail here instead of hanging.
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	dir := t.TempDir()
+	plan := fmt.Sprintf("host: http://127.0.0.1:1\ntimeout: 200ms\nsteps:\n  - make-zips:\n      source: uploaded-symbols\n      records: %s\n      symbols_url: s3://symbols/mirror\n      endpoint: %s\n      anonymous: true\n      save_dir: %s\n      concurrency: 2\n",
+		records, ts.URL, dir)
+	r, _, err := runPlanAs[makeZipsReport](t, ctx, plan, nil, nil)
+	if err != nil || ctx.Err() != nil {
+		t.Fatalf("run error %v (guard %v)", err, ctx.Err())
+	}
+	s := r.Steps[0]
+	if len(s.FailedFiles) != 1 || s.FailedFiles[0].Key != stallKey || !strings.HasSuffix(s.FailedFiles[0].Error, ": timed out after 200ms") {
+		t.Errorf("failed files %+v; want %s timed out after 200ms", s.FailedFiles, stallKey)
+	}
+	if len(s.Zips) != 1 || s.Zips[0].Files != keys-1 {
+		t.Errorf("zips %+v; want the %d other files", s.Zips, keys-1)
+	}
+}
