@@ -37,12 +37,13 @@ type workload interface {
 
 // runSettings are the parts of a run that come from flags, not the plan.
 type runSettings struct {
-	stdin io.Reader
+	stdin      io.Reader
+	grace      time.Duration
+	progressTo io.Writer // nil: no progress line
+
 	// stdinPrompt is where a step that reads stdin says so, when stdin is
 	// a terminal (nil otherwise).
 	stdinPrompt io.Writer
-	grace       time.Duration
-	progressTo  io.Writer // nil: no progress line
 }
 
 // selectSteps returns the indexes of the steps to run: all, or those
@@ -170,9 +171,8 @@ func (st *runState) cleanup() {
 
 // runContext is what the runner hands every step.
 type runContext struct {
-	state       *runState
-	stdin       io.Reader
-	stdinPrompt io.Writer // see runSettings
+	state *runState
+	stdin io.Reader
 	// embedded is the embedded emulator's URL, and embeddedS3 its S3
 	// endpoint, when the plan uses them.
 	embedded, embeddedS3 string
@@ -185,6 +185,8 @@ type runContext struct {
 	progressTo io.Writer
 	stepIndex  int
 	stepName   string
+
+	stdinPrompt io.Writer // see runSettings
 }
 
 // token returns the Auth-Token for writes: the embedded emulator's own,
