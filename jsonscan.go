@@ -13,9 +13,14 @@ import (
 // much CPU as the server spends producing the answer. It validates what
 // it walks and skips what it is not asked for.
 type jsonScanner struct {
-	b []byte
-	i int
+	b     []byte
+	i     int
+	depth int // objects and arrays open
 }
+
+// maxJSONDepth is how deeply objects and arrays may nest, as in
+// encoding/json.
+const maxJSONDepth = 10000
 
 var errJSONEnd = errors.New("unexpected end of JSON")
 
@@ -63,7 +68,9 @@ func (s *jsonScanner) rawString() ([]byte, error) {
 	for s.i < len(s.b) {
 		switch c := s.b[s.i]; {
 		case c == '\\':
-			s.i += 2
+			if err := s.escape(); err != nil {
+				return nil, err
+			}
 		case c == '"':
 			s.i++
 			return s.b[start : s.i-1], nil
@@ -74,6 +81,31 @@ func (s *jsonScanner) rawString() ([]byte, error) {
 		}
 	}
 	return nil, errJSONEnd
+}
+
+// escape consumes an escape sequence in a string: \", \\, \/, \b, \f,
+// \n, \r, \t or \u and four hex digits.
+func (s *jsonScanner) escape() error {
+	if s.i+1 >= len(s.b) {
+		return errJSONEnd
+	}
+	switch s.b[s.i+1] {
+	case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+		s.i += 2
+		return nil
+	case 'u':
+		for k := s.i + 2; k < s.i+6; k++ {
+			if k >= len(s.b) {
+				return errJSONEnd
+			}
+			if !isHexDigit(s.b[k]) {
+				return s.errorf("bad \\u escape in a string")
+			}
+		}
+		s.i += 6
+		return nil
+	}
+	return s.errorf("invalid escape %q in a string", s.b[s.i:s.i+2])
 }
 
 // str returns a string's value, unescaped.
@@ -98,12 +130,27 @@ func (s *jsonScanner) key() ([]byte, error) {
 	return raw, nil
 }
 
+// open consumes the { or [ that starts an object or array, which may
+// nest no deeper than encoding/json allows.
+func (s *jsonScanner) open(c byte) error {
+	if err := s.expect(c); err != nil {
+		return err
+	}
+	if s.depth++; s.depth > maxJSONDepth {
+		return s.errorf("nested more than %d deep", maxJSONDepth)
+	}
+	return nil
+}
+
+func (s *jsonScanner) close() { s.depth-- }
+
 // object calls field for each key; field must consume the value. The key
 // is only valid during the call.
 func (s *jsonScanner) object(field func(key []byte) error) error {
-	if err := s.expect('{'); err != nil {
+	if err := s.open('{'); err != nil {
 		return err
 	}
+	defer s.close()
 	if s.peek() == '}' {
 		s.i++
 		return nil
@@ -133,9 +180,10 @@ func (s *jsonScanner) object(field func(key []byte) error) error {
 
 // array calls elem for each element; elem must consume it.
 func (s *jsonScanner) array(elem func(i int) error) error {
-	if err := s.expect('['); err != nil {
+	if err := s.open('['); err != nil {
 		return err
 	}
+	defer s.close()
 	if s.peek() == ']' {
 		s.i++
 		return nil
@@ -216,7 +264,7 @@ func (s *jsonScanner) skip() error {
 
 // end checks that nothing but space follows the document.
 func (s *jsonScanner) end() error {
-	if s.peek() != 0 {
+	if s.ws(); s.i < len(s.b) { // not peek: a NUL byte is data too
 		return s.errorf("data after the document")
 	}
 	return nil

@@ -60,6 +60,7 @@ func main() {
 		cancel(interrupted{sig})
 	}()
 	term := terminal{
+		stdin:  isatty.IsTerminal(os.Stdin.Fd()) || isatty.IsCygwinTerminal(os.Stdin.Fd()),
 		stdout: isatty.IsTerminal(os.Stdout.Fd()) || isatty.IsCygwinTerminal(os.Stdout.Fd()),
 		stderr: isatty.IsTerminal(os.Stderr.Fd()) || isatty.IsCygwinTerminal(os.Stderr.Fd()),
 	}
@@ -67,8 +68,8 @@ func main() {
 	os.Exit(exitCode(err, os.Stderr))
 }
 
-// terminal says which of stdout and stderr are terminals.
-type terminal struct{ stdout, stderr bool }
+// terminal says which of stdin, stdout and stderr are terminals.
+type terminal struct{ stdin, stdout, stderr bool }
 
 // usageError marks bad flags and invalid plans (exit 2).
 type usageError struct{ error }
@@ -314,7 +315,11 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	if term.stderr {
 		progressTo = stderr
 	}
-	report, runErr := runPlan(ctx, plan, steps, runSettings{stdin: stdin, grace: o.grace, progressTo: progressTo})
+	rs := runSettings{stdin: stdin, grace: o.grace, progressTo: progressTo}
+	if term.stdin {
+		rs.stdinPrompt = stderr
+	}
+	report, runErr := runPlan(ctx, plan, steps, rs)
 	if report != nil {
 		selected := map[string]bool{}
 		for _, i := range steps {

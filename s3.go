@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/config"
@@ -21,11 +22,13 @@ type objectGetter interface {
 type s3Fetcher struct {
 	client         objectGetter
 	bucket, prefix string
+	// timeout limits a whole fetch: the SDK's attempts and the body.
+	timeout time.Duration
 }
 
 // newS3Fetcher wires an S3 client: the standard credential chain, or none
 // with anonymous; endpoint points it at an S3-compatible store.
-func newS3Fetcher(ctx context.Context, bucket, prefix, region, endpoint string, anonymous bool) (*s3Fetcher, error) {
+func newS3Fetcher(ctx context.Context, bucket, prefix, region, endpoint string, anonymous bool, timeout time.Duration) (*s3Fetcher, error) {
 	cfg, err := config.LoadDefaultConfig(ctx, config.WithRegion(region))
 	if err != nil {
 		return nil, fmt.Errorf("cannot load aws config: %w", err)
@@ -46,17 +49,22 @@ func newS3Fetcher(ctx context.Context, bucket, prefix, region, endpoint string, 
 	if prefix != "" && prefix[len(prefix)-1] != '/' {
 		prefix += "/"
 	}
-	return &s3Fetcher{client: client, bucket: bucket, prefix: prefix}, nil
+	return &s3Fetcher{client: client, bucket: bucket, prefix: prefix, timeout: timeout}, nil
 }
 
 func (f *s3Fetcher) fetch(ctx context.Context, key string) (io.ReadCloser, bool, error) {
-	out, err := f.client.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(f.bucket), Key: aws.String(f.prefix + key)})
+	fctx, cancel := context.WithTimeoutCause(ctx, f.timeout, &timeoutError{after: f.timeout})
+	out, err := f.client.GetObject(fctx, &s3.GetObjectInput{Bucket: aws.String(f.bucket), Key: aws.String(f.prefix + key)})
 	if err != nil {
+		if fctx.Err() != nil && ctx.Err() == nil {
+			err = context.Cause(fctx) // the SDK says "context deadline exceeded"
+		}
+		cancel()
 		var apiErr smithy.APIError
 		if errors.As(err, &apiErr) && (apiErr.ErrorCode() == "NoSuchKey" || apiErr.ErrorCode() == "NotFound" || apiErr.ErrorCode() == "AccessDenied") {
 			return nil, false, fmt.Errorf("%w (s3: %s)", errNotFound, apiErr.ErrorCode())
 		}
 		return nil, false, fmt.Errorf("s3: get object %s: %w", f.prefix+key, err)
 	}
-	return out.Body, aws.ToString(out.ContentEncoding) == "gzip", nil
+	return &cancelBody{ReadCloser: out.Body, cancel: cancel}, aws.ToString(out.ContentEncoding) == "gzip", nil
 }

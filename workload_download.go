@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"math/rand/v2"
 	"net/http"
 	"net/url"
@@ -67,7 +68,8 @@ func (d *DownloadStep) reads() []planFile {
 func ptr[T any](v T) *T { return &v }
 
 // downloadRetries is how often a download is retried after a
-// transport error (the original tried 5 times in all).
+// transport error or a body that broke off (the original tried 5 times in
+// all).
 const downloadRetries = 4
 
 // fastcacheWindow is how many recent lookups the fast-cache share covers.
@@ -167,11 +169,9 @@ func download(ctx context.Context, rt http.RoundTripper, pol retryPolicy, target
 		req.Header.Set("Debug", "true")
 		req.Header.Set("User-Agent", userAgent)
 		return req, nil
-	})
+	}, discardBody)
 	status := 0
 	if err == nil {
-		_, err = io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
 		status, o.debugTime = resp.StatusCode, resp.Header.Get("Debug-Time")
 	}
 	o.end(status, attempts, err)
@@ -227,10 +227,22 @@ func (qs *queries) debugKey(q *query) string {
 
 const queriesHeader = "URI,STATUS CODE,PRIVATE,COUNT"
 
-// loadQueries reads a URI,STATUS CODE,PRIVATE,COUNT file. Junk rows (a URI
-// that is not .../symbol/debugid/file, has spaces or is a whole request
-// line) are counted and skipped; a malformed row, STATUS CODE or COUNT is
-// an error naming the line.
+// maxCSVLine is the longest line loadQueries reads.
+const maxCSVLine = 1 << 20
+
+// maxJobs is how many jobs the COUNTs of a CSV may add up to: a job costs
+// 4 bytes, so the list stays under 400 MB.
+const maxJobs = 100_000_000
+
+// utf8BOM is the byte order mark some tools write at the start of a CSV.
+var utf8BOM = []byte("\xef\xbb\xbf")
+
+// loadQueries reads a URI,STATUS CODE,PRIVATE,COUNT file, which may start
+// with a UTF-8 byte order mark. Junk rows (a URI that is not
+// .../symbol/debugid/file, has spaces or is a whole request line) are
+// counted and skipped; a malformed row, STATUS CODE, PRIVATE or COUNT, a
+// line over maxCSVLine and COUNTs adding up to more than maxJobs are
+// errors naming the line.
 //
 // Rows are split by hand, and only lines with a quote go through
 // encoding/csv: that keeps a million-row file to seconds and to little
@@ -244,10 +256,15 @@ func loadQueries(path string, microsoftOnly bool) (*queries, error) {
 	q := &queries{}
 	buf := make([]byte, 0, chunkSize)
 	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	sc.Buffer(make([]byte, 64<<10), maxCSVLine)
 	var fields [4][]byte
-	for line := 1; sc.Scan(); line++ {
+	line := 0
+	for sc.Scan() {
+		line++
 		text := bytes.TrimSuffix(sc.Bytes(), []byte("\r"))
+		if line == 1 {
+			text = bytes.TrimPrefix(text, utf8BOM)
+		}
 		if err := splitRow(text, &fields); err != nil {
 			return nil, fmt.Errorf("%s:%d: %w", path, line, err)
 		}
@@ -261,9 +278,15 @@ func loadQueries(path string, microsoftOnly bool) (*queries, error) {
 		if !ok || status < 100 || status > 999 {
 			return nil, fmt.Errorf("%s:%d: STATUS CODE %q is not an HTTP status", path, line, fields[1])
 		}
+		if private := string(fields[2]); private != "true" && private != "false" {
+			return nil, fmt.Errorf("%s:%d: PRIVATE %q is not true or false", path, line, fields[2])
+		}
 		count, ok := atoi(fields[3])
 		if !ok {
 			return nil, fmt.Errorf("%s:%d: COUNT %q is not a count", path, line, fields[3])
+		}
+		if count > maxJobs-len(q.jobs) {
+			return nil, fmt.Errorf("%s:%d: COUNT %s is too large: the COUNTs of a CSV may add up to at most %d jobs", path, line, fields[3], maxJobs)
 		}
 		rel, ok := queryPath(fields[0])
 		if !ok {
@@ -279,6 +302,9 @@ func loadQueries(path string, microsoftOnly bool) (*queries, error) {
 		}
 	}
 	if err := sc.Err(); err != nil {
+		if errors.Is(err, bufio.ErrTooLong) {
+			return nil, fmt.Errorf("%s:%d: the line is longer than %d bytes, the most a row may take", path, line+1, maxCSVLine)
+		}
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	q.chunks = append(q.chunks, string(buf))
@@ -336,18 +362,19 @@ func splitRow(line []byte, fields *[4][]byte) error {
 	return nil
 }
 
-// csvErr keeps encoding/csv's line-numbered message without its prefix.
-func csvErr(err error) error {
+// csvErr names the file and line of an encoding/csv error.
+func csvErr(path string, err error) error {
 	var pe *csv.ParseError
 	if errors.As(err, &pe) {
-		return fmt.Errorf("line %d: %w", pe.Line, pe.Err)
+		return fmt.Errorf("%s:%d: %w", path, pe.Line, pe.Err)
 	}
-	return err
+	return fmt.Errorf("%s: %w", path, err)
 }
 
-// atoi parses a non-negative decimal number.
+// atoi parses a non-negative decimal number; one too large for an int
+// comes back as math.MaxInt.
 func atoi(b []byte) (int, bool) {
-	if len(b) == 0 || len(b) > 9 {
+	if len(b) == 0 {
 		return 0, false
 	}
 	n := 0
@@ -355,7 +382,11 @@ func atoi(b []byte) (int, bool) {
 		if c < '0' || c > '9' {
 			return 0, false
 		}
-		n = n*10 + int(c-'0')
+		if n > (math.MaxInt-9)/10 {
+			n = math.MaxInt
+		} else if n != math.MaxInt {
+			n = n*10 + int(c-'0')
+		}
 	}
 	return n, true
 }
@@ -406,21 +437,30 @@ func microsoftLike(rel []byte) bool {
 	return bytes.HasSuffix(symbol, []byte(".pdb")) && bytes.HasSuffix(rel, []byte(".sym"))
 }
 
-// loadMissing reads a debug_file,debug_id,code_file,code_id file into
-// query strings keyed by "debug_file/debug_id".
+// loadMissing reads a debug_file,debug_id,code_file,code_id file, which
+// may start with a UTF-8 byte order mark, into query strings keyed by
+// "debug_file/debug_id".
 func loadMissing(path string) (map[string]string, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	r := csv.NewReader(bufio.NewReader(f))
-	r.FieldsPerRecord = 4
-	header, err := r.Read()
-	if err != nil {
-		return nil, fmt.Errorf("%s: reading the header: %w", path, csvErr(err))
+	br := bufio.NewReader(f)
+	if b, err := br.Peek(len(utf8BOM)); err == nil && bytes.Equal(b, utf8BOM) {
+		br.Discard(len(utf8BOM))
 	}
-	if got, want := strings.Join(header, ","), "debug_file,debug_id,code_file,code_id"; got != want {
+	r := csv.NewReader(br)
+	r.FieldsPerRecord = 4
+	const want = "debug_file,debug_id,code_file,code_id"
+	header, err := r.Read()
+	switch {
+	case errors.Is(err, io.EOF):
+		return nil, fmt.Errorf("%s: empty, want the header %q", path, want)
+	case err != nil:
+		return nil, csvErr(path, err)
+	}
+	if got := strings.Join(header, ","); got != want {
 		return nil, fmt.Errorf("%s:1: header is %q, want %q", path, got, want)
 	}
 	codes := map[string]string{}
@@ -430,7 +470,7 @@ func loadMissing(path string) (map[string]string, error) {
 			return codes, nil
 		}
 		if err != nil {
-			return nil, fmt.Errorf("%s: %w", path, csvErr(err))
+			return nil, csvErr(path, err)
 		}
 		if rec[2] == "" && rec[3] == "" {
 			continue

@@ -5,6 +5,8 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -306,6 +308,7 @@ func TestDownloadInterrupted(t *testing.T) {
 }
 
 func TestDownloadBadCSV(t *testing.T) {
+	const head = "URI,STATUS CODE,PRIVATE,COUNT\n/a/b/c/d.sym,200,false,1\n"
 	tests := []struct {
 		name, csv, want string
 	}{
@@ -316,6 +319,14 @@ func TestDownloadBadCSV(t *testing.T) {
 		{"long row", "URI,STATUS CODE,PRIVATE,COUNT\n/a/b/c/d.sym,200,false,1,extra\n", "q.csv:2: wrong number of fields: more than 4"},
 		{"broken quote", "URI,STATUS CODE,PRIVATE,COUNT\n\"/a/b/c/d.sym,200,false,1\n", `q.csv:2: extraneous or missing " in quoted-field`},
 		{"only junk", "URI,STATUS CODE,PRIVATE,COUNT\nHEAD /a/b/c HTTP/1.1,200,false,1\n", "q.csv: no usable rows (1 junk rows skipped)"},
+		{"private not a boolean", head + "/a/b/c/e.sym,200,yes,1\n", `q.csv:3: PRIVATE "yes" is not true or false`},
+		{"private capitalised", head + "/a/b/c/e.sym,200,True,1\n", `q.csv:3: PRIVATE "True" is not true or false`},
+		{"count too large", head + "/a/b/c/e.sym,200,false,100000000\n",
+			"q.csv:3: COUNT 100000000 is too large: the COUNTs of a CSV may add up to at most 100000000 jobs"},
+		{"count over an int", head + "/a/b/c/e.sym,200,false,123456789012345678901234567890\n",
+			"q.csv:3: COUNT 123456789012345678901234567890 is too large: the COUNTs of a CSV may add up to at most 100000000 jobs"},
+		{"line over the limit", head + "/a/b/c/" + strings.Repeat("x", maxCSVLine) + ".sym,200,false,1\n",
+			"q.csv:3: the line is longer than 1048576 bytes, the most a row may take"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -325,6 +336,16 @@ func TestDownloadBadCSV(t *testing.T) {
 				t.Fatalf("run error %v; want the step error to contain %q (report %+v)", err, tt.want, r)
 			}
 		})
+	}
+	for _, tt := range []struct{ missing, want string }{
+		{"debug_file,debug_id,code_file,code_id\na,b,c,d\na,b\n", "m.csv:3: wrong number of fields"},
+		{"", `m.csv: empty, want the header "debug_file,debug_id,code_file,code_id"`},
+	} {
+		path := filepath.Join(t.TempDir(), "m.csv")
+		os.WriteFile(path, []byte(tt.missing), 0o644)
+		if _, err := loadMissing(path); err == nil || !strings.HasSuffix(err.Error(), tt.want) {
+			t.Errorf("missing CSV %q: %v, want %q", tt.missing, err, tt.want)
+		}
 	}
 }
 
@@ -357,6 +378,24 @@ func TestLoadQueries(t *testing.T) {
 	ms, err := loadQueries(path, true)
 	if err != nil || len(ms.rows) != 2 {
 		t.Errorf("microsoft_like_only kept %d rows (%v), want the two .pdb/.sym ones", len(ms.rows), err)
+	}
+}
+
+// TestCSVByteOrderMark: CSVs saved with a UTF-8 byte order mark (as
+// spreadsheet tools write them) are read like any other.
+func TestCSVByteOrderMark(t *testing.T) {
+	dir := t.TempDir()
+	bom := "\xef\xbb\xbf"
+	queriesPath, missingPath := filepath.Join(dir, "q.csv"), filepath.Join(dir, "m.csv")
+	os.WriteFile(queriesPath, []byte(bom+testCSV), 0o644)
+	os.WriteFile(missingPath, []byte(bom+testMissing), 0o644)
+	q, err := loadQueries(queriesPath, false)
+	if err != nil || len(q.rows) != 8 || len(q.jobs) != 20 {
+		t.Errorf("queries: %v", err)
+	}
+	codes, err := loadMissing(missingPath)
+	if err != nil || codes["nvwgf2umx.pdb/8A2C0D6E4AEB4C3C9E5B0B8F0F2A7C301"] != "code_file=nvwgf2umx.dll&code_id=5B6DBA8B1AB000" {
+		t.Errorf("missing: %v %v", codes, err)
 	}
 }
 
@@ -438,5 +477,79 @@ func TestDownloadResetConnections(t *testing.T) {
 	drops := emu.Counts()[emulator.CountKey{Endpoint: "download", Status: 0}]
 	if s.Metrics.TransportErrors.Reset != 1 || s.Metrics.Errors != 1 || s.Metrics.Retries < downloadRetries || s.Metrics.Retries+1 != int64(drops) {
 		t.Errorf("reset %d, errors %d, retries %d; the server dropped %d connections", s.Metrics.TransportErrors.Reset, s.Metrics.Errors, s.Metrics.Retries, drops)
+	}
+}
+
+// TestDownloadRetriesABodyCutOff: an answer whose body breaks off after
+// the headers is retried like a transport error.
+func TestDownloadRetriesABodyCutOff(t *testing.T) {
+	var hits atomic.Int32
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if hits.Add(1) <= 2 {
+			cutBody(w)
+			return
+		}
+		w.Header().Set("Content-Length", "100")
+		w.Write(make([]byte, 100))
+	}))
+	defer ts.Close()
+	r, err := runJSON(t, context.Background(), downloadPlan(ts.URL, "      max_requests: 1\n"), downloadFiles)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := r.Steps[0]
+	if s.Metrics.Requests != 1 || s.Metrics.Errors != 0 || s.Metrics.Retries != 2 || len(s.ByStatus) != 1 || s.ByStatus[0].Status != 200 {
+		t.Errorf("requests %d, errors %d, retries %d, by status %+v; want one 200 after 2 retries", s.Metrics.Requests, s.Metrics.Errors, s.Metrics.Retries, s.ByStatus)
+	}
+	if n := hits.Load(); n != 3 {
+		t.Errorf("server saw %d requests, want 3", n)
+	}
+}
+
+// TestDownloadRetriesABodyThatTimesOut: a body that stalls past the
+// plan's timeout is retried, and the error says which timeout ran out.
+func TestDownloadRetriesABodyThatTimesOut(t *testing.T) {
+	ts, hits := stallServer(t, true)
+	plan := strings.Replace(downloadPlan(ts.URL, "      max_requests: 1\n"), "timeout: 5s", "timeout: 100ms", 1)
+	r, err := runJSON(t, context.Background(), plan, downloadFiles)
+	if err == nil {
+		t.Fatal("want the step to fail")
+	}
+	s := r.Steps[0]
+	if s.Metrics.Errors != 1 || s.Metrics.TransportErrors.Timeout != 1 || s.Metrics.Retries != downloadRetries {
+		t.Errorf("errors %d, timeouts %d, retries %d; want 1, 1, %d", s.Metrics.Errors, s.Metrics.TransportErrors.Timeout, s.Metrics.Retries, downloadRetries)
+	}
+	if want := "all 1 requests failed: timed out after 100ms"; s.Error == nil || *s.Error != want {
+		t.Errorf("step error %v, want %q", s.Error, want)
+	}
+	ts.Close()
+	if n := hits.Load(); n < 1 || n > 1+downloadRetries {
+		t.Errorf("server saw %d requests for %d attempts", n, 1+downloadRetries)
+	}
+}
+
+// TestDownloadDoesNotRetryAnUntrustedCertificate: a certificate that
+// does not verify fails the request once; no retry can fix it.
+func TestDownloadDoesNotRetryAnUntrustedCertificate(t *testing.T) {
+	var conns atomic.Int32
+	ts := httptest.NewUnstartedServer(http.NotFoundHandler())
+	ts.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			conns.Add(1)
+		}
+	}
+	ts.Config.ErrorLog = log.New(io.Discard, "", 0)
+	ts.StartTLS()
+	defer ts.Close()
+	r, err := runJSON(t, context.Background(), downloadPlan(ts.URL, "      max_requests: 1\n"), downloadFiles)
+	if err == nil {
+		t.Fatal("want the step to fail")
+	}
+	s := r.Steps[0]
+	if s.Metrics.Errors != 1 || s.Metrics.Retries != 0 || s.Error == nil || !strings.Contains(*s.Error, "x509: certificate signed by unknown authority") {
+		t.Errorf("errors %d, retries %d, error %v", s.Metrics.Errors, s.Metrics.Retries, s.Error)
+	}
+	if n := conns.Load(); n != 1 {
+		t.Errorf("%d connections, want 1", n)
 	}
 }

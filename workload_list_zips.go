@@ -171,7 +171,7 @@ func (l *ListZipsStep) list(ctx context.Context, rc *runContext) (*ListZipsResul
 				continue
 			}
 			zipURL := root + "/api/queue/v1/task/" + t.TaskID + "/artifacts/" + best
-			size, err := headSize(ctx, tc.rt, zipURL, tc.userAgent, tc.pol.timeout)
+			size, err := headSize(ctx, tc.rt, tc.pol, zipURL, tc.userAgent)
 			switch {
 			case err != nil:
 				if ctx.Err() != nil {
@@ -208,18 +208,17 @@ func (tc *taskCluster) list(ctx context.Context, path, key string, out any) erro
 			q.Set("continuationToken", token)
 		}
 		target := tc.root + path + "?" + q.Encode()
+		var raw []byte
 		resp, _, err := send(ctx, tc.rt, tc.pol, func(ctx context.Context) (*http.Request, error) {
 			req, err := http.NewRequestWithContext(ctx, http.MethodGet, target, nil)
 			if err == nil {
 				req.Header.Set("User-Agent", tc.userAgent)
 			}
 			return req, err
+		}, func(resp *http.Response) (err error) {
+			raw, err = io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+			return err
 		})
-		if err != nil {
-			return fmt.Errorf("GET %s: %w", target, err)
-		}
-		raw, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
-		resp.Body.Close()
 		if err != nil {
 			return fmt.Errorf("GET %s: %w", target, err)
 		}

@@ -7,10 +7,12 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -130,3 +132,58 @@ func TestListThenUploadThroughAPipe(t *testing.T) {
 }
 
 func jsonUnmarshal(b []byte, v any) error { return json.Unmarshal(b, v) }
+
+// TestListZipsMaxSizeIsInclusive: a zip of exactly max_size is listed;
+// only larger ones are skipped.
+func TestListZipsMaxSizeIsInclusive(t *testing.T) {
+	_, ts := taskClusterEmulator(t, 3) // zips of 1000, 2000 and 3000 bytes
+	path := filepath.Join(t.TempDir(), "p.yaml")
+	os.WriteFile(path, []byte(fmt.Sprintf("host: %s\nsteps:\n  - list-zips: {taskcluster: %s, max_size: 2000b}\n", ts.URL, ts.URL)), 0o644)
+	var out bytes.Buffer
+	if err := run(context.Background(), []string{"-format", "json", path}, nil, &out, io.Discard, terminal{}); err != nil {
+		t.Fatal(err)
+	}
+	var r struct {
+		Steps []ListZipsResult `json:"steps"`
+	}
+	if err := jsonUnmarshal(out.Bytes(), &r); err != nil {
+		t.Fatal(err)
+	}
+	var sizes []int64
+	for _, z := range r.Steps[0].Zips {
+		sizes = append(sizes, z.Size)
+	}
+	if s := r.Steps[0]; fmt.Sprint(sizes) != "[2000 1000]" || len(s.Skipped) != 1 || !strings.Contains(s.Skipped[0].Reason, "over max_size") {
+		t.Errorf("sizes %v, skipped %+v", sizes, s.Skipped)
+	}
+}
+
+// TestListZipsRetriesAPageCutOff: a list page whose body breaks off
+// after the headers is asked for again.
+func TestListZipsRetriesAPageCutOff(t *testing.T) {
+	emu, _ := taskClusterEmulator(t, 2)
+	var pages atomic.Int32
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasPrefix(r.URL.Path, "/api/index/v1/namespaces/") && pages.Add(1) == 1 {
+			cutBody(w)
+			return
+		}
+		emu.ServeHTTP(w, r)
+	}))
+	defer ts.Close()
+	path := filepath.Join(t.TempDir(), "p.yaml")
+	os.WriteFile(path, []byte(fmt.Sprintf("host: %s\nsteps:\n  - list-zips: {taskcluster: %s, number: 2}\n", ts.URL, ts.URL)), 0o644)
+	var out bytes.Buffer
+	if err := run(context.Background(), []string{"-format", "json", path}, nil, &out, io.Discard, terminal{}); err != nil {
+		t.Fatal(err)
+	}
+	var r struct {
+		Steps []ListZipsResult `json:"steps"`
+	}
+	if err := jsonUnmarshal(out.Bytes(), &r); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(r.Steps[0].Zips); n != 2 || pages.Load() != 2 {
+		t.Errorf("%d zips listed; the namespaces page was asked %d times, want 2", n, pages.Load())
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"compress/flate"
 	"compress/gzip"
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -256,8 +257,8 @@ type compressedMember struct {
 }
 
 // syntheticMembers fills a zip with modules until it reaches zip_size.
-// Module i is made from (seed, i) alone, so the zip is the same however
-// the work is spread: one goroutine per core makes and compresses
+// Module i is made from (seed, i) alone, so the members are the same
+// however the work is spread: one goroutine per core makes and compresses
 // modules, and this one writes them in order with CreateRaw.
 func (m *MakeZipsStep) syntheticMembers(ctx context.Context, zw *zip.Writer, size func() int64, seed uint64) (int, error) {
 	module := func(i int) breakpad.Module {
@@ -287,8 +288,7 @@ func (m *MakeZipsStep) syntheticMembers(ctx context.Context, zw *zip.Writer, siz
 		if c.err != nil {
 			return files, c.err
 		}
-		w, err := zw.CreateRaw(&zip.FileHeader{Name: c.name, Method: zip.Deflate, CRC32: c.crc,
-			CompressedSize64: uint64(len(c.compressed)), UncompressedSize64: c.size, Modified: syntheticTime})
+		w, err := zw.CreateRaw(rawHeader(c, time.Now()))
 		if err != nil {
 			return files, err
 		}
@@ -303,9 +303,25 @@ func (m *MakeZipsStep) syntheticMembers(ctx context.Context, zw *zip.Writer, siz
 	return files, ctx.Err()
 }
 
-// syntheticTime is the modification time of synthetic members, fixed so
-// that a seed always makes the same bytes.
-var syntheticTime = time.Date(2019, 8, 1, 0, 0, 0, 0, time.UTC)
+// rawHeader is the header of a member compressed ahead of writing,
+// modified at modified. CreateRaw, unlike CreateHeader, writes the header
+// as it is: it would date the member 1980 (MS-DOS time 0) without the
+// MS-DOS time fields and the extended timestamp filled in here, as
+// CreateHeader fills them in from Modified.
+func rawHeader(c compressedMember, modified time.Time) *zip.FileHeader {
+	modified = modified.UTC()
+	fh := &zip.FileHeader{Name: c.name, Method: zip.Deflate, CRC32: c.crc,
+		CompressedSize64: uint64(len(c.compressed)), UncompressedSize64: c.size, Modified: modified,
+		ModifiedDate: uint16(modified.Day() + int(modified.Month())<<5 + (modified.Year()-1980)<<9),
+		ModifiedTime: uint16(modified.Second()/2 + modified.Minute()<<5 + modified.Hour()<<11)}
+	// Extended timestamp (0x5455): flags 1 (modification time), then the
+	// time in Unix seconds, little-endian.
+	fh.Extra = binary.LittleEndian.AppendUint16(fh.Extra, 0x5455)
+	fh.Extra = binary.LittleEndian.AppendUint16(fh.Extra, 5)
+	fh.Extra = append(fh.Extra, 1)
+	fh.Extra = binary.LittleEndian.AppendUint32(fh.Extra, uint32(modified.Unix()))
+	return fh
+}
 
 // symbolsPerModule sizes modules to about sym_size, from a sample module.
 func (m *MakeZipsStep) symbolsPerModule(seed uint64) int {
@@ -446,7 +462,7 @@ func (h *httpFetcher) fetch(ctx context.Context, key string) (io.ReadCloser, boo
 			req.Header.Set("User-Agent", h.userAgent)
 		}
 		return req, err
-	})
+	}, nil) // streamed to a file by fetchOnce, which fetches again if it breaks off
 	if err != nil {
 		return nil, false, err
 	}
@@ -510,9 +526,9 @@ func (m *MakeZipsStep) newFetcher(ctx context.Context, rc *runContext) (fetcher,
 	u, _ := url.Parse(m.SymbolsURL) // validated
 	if u.Scheme == "s3" {
 		if m.Endpoint == "embedded" {
-			return newS3Fetcher(ctx, u.Host, strings.TrimPrefix(u.Path, "/"), m.Region, rc.embeddedS3, true)
+			return newS3Fetcher(ctx, u.Host, strings.TrimPrefix(u.Path, "/"), m.Region, rc.embeddedS3, true, time.Duration(rc.plan.Timeout))
 		}
-		return newS3Fetcher(ctx, u.Host, strings.TrimPrefix(u.Path, "/"), m.Region, m.Endpoint, m.Anonymous)
+		return newS3Fetcher(ctx, u.Host, strings.TrimPrefix(u.Path, "/"), m.Region, m.Endpoint, m.Anonymous, time.Duration(rc.plan.Timeout))
 	}
 	base := m.SymbolsURL
 	if !strings.HasSuffix(base, "/") {

@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/johannesboyne/gofakes3"
 	"github.com/johannesboyne/gofakes3/backend/s3mem"
@@ -95,6 +96,37 @@ func TestMakeZipsSynthetic(t *testing.T) {
 	b, _ := os.ReadFile(r2.Steps[0].Zips[0].Path)
 	if filepath.Base(s.Zips[0].Path) != filepath.Base(r2.Steps[0].Zips[0].Path) || len(a) != len(b) {
 		t.Error("the same seed made different zips")
+	}
+}
+
+// TestMakeZipsSyntheticMembersAreDated: every member carries the time it
+// was written, in the extended timestamp and in the MS-DOS fields that
+// older unzip tools read.
+func TestMakeZipsSyntheticMembersAreDated(t *testing.T) {
+	dir := t.TempDir()
+	start := time.Now().Truncate(time.Second) // the zip's resolution
+	r, err := runMakeZips(t, fmt.Sprintf("host: http://127.0.0.1:1\nsteps:\n  - make-zips: {source: synthetic, save_dir: %s, zip_size: 64kb, sym_size: 16kb}\n", dir))
+	end := time.Now()
+	if err != nil {
+		t.Fatal(err)
+	}
+	zr, err := zip.OpenReader(r.Steps[0].Zips[0].Path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer zr.Close()
+	if len(zr.File) == 0 {
+		t.Fatal("no members")
+	}
+	for _, f := range zr.File {
+		if f.Modified.Before(start) || f.Modified.After(end) {
+			t.Errorf("%s modified %v, want between %v and %v", f.Name, f.Modified, start, end)
+		}
+		d, tm := f.ModifiedDate, f.ModifiedTime
+		dos := time.Date(int(d>>9)+1980, time.Month(d>>5&0xf), int(d&0x1f), int(tm>>11), int(tm>>5&0x3f), int(tm&0x1f)*2, 0, time.UTC)
+		if diff := f.Modified.Sub(dos); diff < 0 || diff >= 2*time.Second {
+			t.Errorf("%s: MS-DOS time %v for %v", f.Name, dos, f.Modified.UTC())
+		}
 	}
 }
 
@@ -284,5 +316,56 @@ func TestMakeZipsSlowStorageTimesOut(t *testing.T) {
 	}
 	if len(s.Zips) != 1 || s.Zips[0].Files != 4 {
 		t.Errorf("zips %+v: want the 4 other files", s.Zips)
+	}
+}
+
+// TestMakeZipsS3FetchTimesOut: a fetch from S3 that stalls is limited by
+// the plan's timeout; the file is reported and the zip made of the others.
+func TestMakeZipsS3FetchTimesOut(t *testing.T) {
+	records, hit := embeddedHit(t)
+	backend := s3mem.New()
+	backend.CreateBucket("symbols")
+	keys := 0
+	var stallKey string
+	for _, entry := range append(append([]string(nil), hit.Content.Added...), hit.Content.Existed...) {
+		_, key, _ := strings.Cut(entry, ",")
+		body := []byte("contents of " + key + "\n")
+		if _, err := backend.PutObject("symbols", "mirror/"+key, map[string]string{}, bytes.NewReader(body), int64(len(body)), nil); err != nil {
+			t.Fatal(err)
+		}
+		stallKey = key
+		keys++
+	}
+	fake := gofakes3.New(backend).Server()
+	release := make(chan struct{})
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodGet && strings.HasSuffix(r.URL.Path, stallKey) {
+			select {
+			case <-r.Context().Done():
+			case <-release:
+			}
+			return
+		}
+		fake.ServeHTTP(w, r)
+	}))
+	t.Cleanup(ts.Close)
+	t.Cleanup(func() { close(release) })
+	// A guard only: without a timeout, the stalled fetch would wait for
+	// ever, and the test would fail here instead of hanging.
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	dir := t.TempDir()
+	plan := fmt.Sprintf("host: http://127.0.0.1:1\ntimeout: 200ms\nsteps:\n  - make-zips:\n      source: uploaded-symbols\n      records: %s\n      symbols_url: s3://symbols/mirror\n      endpoint: %s\n      anonymous: true\n      save_dir: %s\n      concurrency: 2\n",
+		records, ts.URL, dir)
+	r, _, err := runPlanAs[makeZipsReport](t, ctx, plan, nil, nil)
+	if err != nil || ctx.Err() != nil {
+		t.Fatalf("run error %v (guard %v)", err, ctx.Err())
+	}
+	s := r.Steps[0]
+	if len(s.FailedFiles) != 1 || s.FailedFiles[0].Key != stallKey || !strings.HasSuffix(s.FailedFiles[0].Error, ": timed out after 200ms") {
+		t.Errorf("failed files %+v; want %s timed out after 200ms", s.FailedFiles, stallKey)
+	}
+	if len(s.Zips) != 1 || s.Zips[0].Files != keys-1 {
+		t.Errorf("zips %+v; want the %d other files", s.Zips, keys-1)
 	}
 }

@@ -72,7 +72,7 @@ func (s *SymbolicateStep) needs() []need {
 func (s *SymbolicateStep) reads() []planFile { return []planFile{{"stacks_dir", s.StacksDir}} }
 
 // symbolicateRetries is how often a request is retried after a 502, 503,
-// 504 or a transport error.
+// 504, a transport error or an answer whose body broke off.
 const symbolicateRetries = 4
 
 // maxSampleFiles bounds the file names kept per error message.
@@ -165,7 +165,8 @@ type stackFile struct {
 }
 
 // loadStackFiles reads a folder's *.json files (or a glob). A file that is
-// not a v4 body is skipped and named in skipped, not fatal.
+// not a v4 body, or a directory, is skipped and named in skipped, not
+// fatal.
 func loadStackFiles(dir string, sanitize bool) ([]*stackFile, []SkippedFile, error) {
 	pattern := dir
 	if st, err := os.Stat(dir); err == nil && st.IsDir() {
@@ -184,6 +185,10 @@ func loadStackFiles(dir string, sanitize bool) ([]*stackFile, []SkippedFile, err
 	var files []*stackFile
 	var skipped []SkippedFile
 	for _, p := range paths {
+		if st, err := os.Stat(p); err == nil && st.IsDir() {
+			skipped = append(skipped, SkippedFile{File: p, Error: "a directory, not a stack file"})
+			continue
+		}
 		raw, err := os.ReadFile(p)
 		if err != nil {
 			return nil, nil, err
@@ -320,6 +325,7 @@ func symbolicate(ctx context.Context, rt http.RoundTripper, pol retryPolicy, end
 			o.frames += len(st)
 		}
 	}
+	var buf bytes.Buffer
 	resp, attempts, err := send(ctx, rt, pol, func(ctx context.Context) (*http.Request, error) {
 		req, err := http.NewRequestWithContext(ctx, http.MethodPost, endpoint, bytes.NewReader(body))
 		if err != nil {
@@ -329,15 +335,15 @@ func symbolicate(ctx context.Context, rt http.RoundTripper, pol retryPolicy, end
 		req.Header.Set("Debug", "true")
 		req.Header.Set("User-Agent", userAgent)
 		return req, nil
+	}, func(resp *http.Response) error {
+		buf.Reset()
+		buf.Grow(int(max(resp.ContentLength, 0)) + bytes.MinRead)
+		_, err := buf.ReadFrom(resp.Body)
+		return err
 	})
-	var raw []byte
+	raw := buf.Bytes()
 	status := 0
 	if err == nil {
-		var buf bytes.Buffer
-		buf.Grow(int(max(resp.ContentLength, 0)) + bytes.MinRead)
-		_, err = buf.ReadFrom(resp.Body)
-		raw = buf.Bytes()
-		resp.Body.Close()
 		status = resp.StatusCode
 	}
 	o.end(status, attempts, err)

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
@@ -12,6 +13,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/mozilla-services/teckenrun/internal/breakpad"
@@ -153,6 +155,65 @@ func TestSymbolicate400IsRecordedNotRetried(t *testing.T) {
 	}
 	if s := r.Steps[0]; len(s.ErrorsByMessage) != 0 || s.SanitizedFrames != 1 {
 		t.Errorf("sanitized: errors %+v, sanitized frames %d", s.ErrorsByMessage, s.SanitizedFrames)
+	}
+}
+
+// TestSymbolicateRetriesABodyCutOff: an answer whose body breaks off
+// after the headers is retried, like a 503.
+func TestSymbolicateRetriesABodyCutOff(t *testing.T) {
+	emu, _, dir := symbolStore(t, emulator.Options{}, 4)
+	var hits atomic.Int32
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if hits.Add(1) <= 2 {
+			io.Copy(io.Discard, r.Body)
+			cutBody(w)
+			return
+		}
+		emu.ServeHTTP(w, r)
+	}))
+	defer ts.Close()
+	r, err := runSymJSON(t, symPlan(ts.URL, dir, ""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := r.Steps[0]
+	if s.Metrics.Requests != 4 || s.Metrics.Errors != 0 || s.Metrics.Retries != 2 || s.InvalidResponses != 0 || len(s.Metrics.ByStatus) != 1 || s.Metrics.ByStatus[0].Requests != 4 {
+		t.Errorf("requests %d, errors %d, retries %d, invalid %d, by status %+v", s.Metrics.Requests, s.Metrics.Errors, s.Metrics.Retries, s.InvalidResponses, s.Metrics.ByStatus)
+	}
+	if n := hits.Load(); n != 6 {
+		t.Errorf("server saw %d requests, want 6", n)
+	}
+}
+
+// TestSymbolicateSkipsDirectories: a directory among the stack files (a
+// folder named *.json, or anything a glob matches) is skipped and
+// listed, like any other file that is not a stack.
+func TestSymbolicateSkipsDirectories(t *testing.T) {
+	_, ts, dir := symbolStore(t, emulator.Options{}, 3)
+	for _, d := range []string{"nested.json", "other"} {
+		if err := os.Mkdir(filepath.Join(dir, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, tt := range []struct {
+		stacksDir string
+		skipped   []string
+	}{{dir, []string{"nested.json"}}, {dir + "/*", []string{"nested.json", "other"}}} {
+		r, err := runSymJSON(t, symPlan(ts.URL, tt.stacksDir, ""))
+		if err != nil {
+			t.Fatalf("%s: %v", tt.stacksDir, err)
+		}
+		s := r.Steps[0]
+		var skipped []string
+		for _, f := range s.SkippedFiles {
+			skipped = append(skipped, filepath.Base(f.File))
+			if !strings.Contains(f.Error, "directory") {
+				t.Errorf("%s: skipped %s for %q", tt.stacksDir, f.File, f.Error)
+			}
+		}
+		if s.Metrics.Requests != 3 || s.Files != 3 || fmt.Sprint(skipped) != fmt.Sprint(tt.skipped) {
+			t.Errorf("%s: requests %d, files %d, skipped %v; want 3, 3, %v", tt.stacksDir, s.Metrics.Requests, s.Files, skipped, tt.skipped)
+		}
 	}
 }
 

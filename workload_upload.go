@@ -378,7 +378,7 @@ func (u *UploadStep) pickZips(dir string, rng *mrand.Rand, lk locker, res *Uploa
 			return nil, err
 		}
 		switch {
-		case info.Size() >= int64(*u.MaxSize):
+		case info.Size() > int64(*u.MaxSize):
 			res.Skipped++
 			res.SkippedUploads = append(res.SkippedUploads, SkippedUpload{File: path, Bytes: info.Size(), Reason: "over max_size " + u.MaxSize.String()})
 		default:
@@ -390,7 +390,7 @@ func (u *UploadStep) pickZips(dir string, rng *mrand.Rand, lk locker, res *Uploa
 		if res.Skipped == 0 {
 			return nil, fmt.Errorf("%s has no .zip files", dir)
 		}
-		return nil, fmt.Errorf("%s has no .zip files under max_size %s (%d over it)", dir, u.MaxSize, res.Skipped)
+		return nil, fmt.Errorf("%s has no .zip files of at most max_size %s (%d larger)", dir, u.MaxSize, res.Skipped)
 	}
 	rng.Shuffle(len(candidates), func(i, j int) { candidates[i], candidates[j] = candidates[j], candidates[i] })
 	var locks []*zipLock
@@ -483,7 +483,7 @@ func (u *UploadStep) uploadFile(ctx context.Context, rt http.RoundTripper, pol r
 		req.Header.Set("Auth-Token", token)
 		req.Header.Set("User-Agent", rc.plan.UserAgent)
 		return req, nil
-	})
+	}, nil) // the answer is read by finish, and not retried once it came
 	rec.Attempts = attempts
 	if err = rec.finish(resp, attempts, err); err != nil {
 		return fail(err)
@@ -509,12 +509,14 @@ func (rec *UploadRecord) finish(resp *http.Response, attempts int, err error) er
 		return err
 	}
 	defer resp.Body.Close()
+	rec.Status = resp.StatusCode
 	raw, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	if err != nil {
+		// The status came, but not the whole answer: the metrics count
+		// it as a request without an answer, of the error's class.
 		rec.ex.end(0, attempts, err)
 		return fmt.Errorf("reading the answer: %w", err)
 	}
-	rec.Status = resp.StatusCode
 	rec.ex.end(resp.StatusCode, attempts, nil)
 	if resp.StatusCode != http.StatusCreated {
 		text := errorText(raw)

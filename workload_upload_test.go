@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -311,5 +312,196 @@ func TestTokenIsNeverPrinted(t *testing.T) {
 	run(context.Background(), []string{"-validate", p}, nil, &table, &table, terminal{})
 	if strings.Contains(out+table.String(), testToken) {
 		t.Error("the Auth-Token appears in the output")
+	}
+}
+
+// TestUploadURLsFromStdinOnATerminal: reading URLs from a terminal says
+// so on stderr, since nothing else would tell the user what teckenrun is
+// waiting for; piped stdin reads silently.
+func TestUploadURLsFromStdinOnATerminal(t *testing.T) {
+	emu, ts := uploadEmulator(t)
+	zipPath, _ := goodZip(t, t.TempDir(), "remote.zip", 11)
+	files := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { http.ServeFile(w, r, zipPath) }))
+	defer files.Close()
+	plan := filepath.Join(t.TempDir(), "plan.yaml")
+	os.WriteFile(plan, []byte(uploadPlan(ts.URL, "      urls_from: stdin\n")), 0o644)
+	const prompt = "reading URLs from stdin (end with Ctrl-D)…"
+	for _, tty := range []bool{true, false} {
+		var stdout, stderr bytes.Buffer
+		err := run(context.Background(), []string{"-format", "json", plan}, strings.NewReader(files.URL+"/remote.zip\n"), &stdout, &stderr, terminal{stdin: tty})
+		if err != nil {
+			t.Fatalf("stdin a terminal %v: %v", tty, err)
+		}
+		if got := strings.Contains(stderr.String(), prompt); got != tty {
+			t.Errorf("stdin a terminal %v: stderr %q", tty, stderr.String())
+		}
+	}
+	if n := len(emu.Uploads()); n != 2 {
+		t.Errorf("%d uploads, want 2", n)
+	}
+}
+
+// TestUploadAnswerCutOffIsNotRetried: once the server has answered an
+// upload, a body that breaks off is not retried (the server may have
+// accepted the zip): the status is recorded, the upload fails and the zip
+// is kept. An answer that never comes is retried, and its error says
+// which timeout ran out.
+func TestUploadAnswerCutOffIsNotRetried(t *testing.T) {
+	t.Setenv("TECKENRUN_TEST_TOKEN", testToken)
+	var hits atomic.Int32
+	cut := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		io.Copy(io.Discard, r.Body)
+		w.Header().Set("Content-Length", "100")
+		w.WriteHeader(http.StatusCreated)
+		w.Write([]byte(`{"upload": {`))
+		w.(http.Flusher).Flush()
+		if conn, _, err := w.(http.Hijacker).Hijack(); err == nil {
+			conn.Close()
+		}
+	}))
+	defer cut.Close()
+	dir := t.TempDir()
+	zipPath, _ := goodZip(t, dir, "a.zip", 21)
+	r, _, err := runUpload(t, context.Background(), uploadPlan(cut.URL, "      zips_dir: "+dir+"\n      delete_uploaded: true\n      backoff: 1ms\n"), nil)
+	if err == nil {
+		t.Fatal("want the step to fail")
+	}
+	u := r.Steps[0].Uploads[0]
+	if u.Status != 201 || u.Attempts != 1 || u.Error == nil || !strings.Contains(*u.Error, "reading the answer: unexpected EOF") {
+		t.Errorf("status %d, attempts %d, error %v", u.Status, u.Attempts, u.Error)
+	}
+	if !fileExists(zipPath) || hits.Load() != 1 {
+		t.Errorf("zip kept %v; server saw %d uploads, want 1", fileExists(zipPath), hits.Load())
+	}
+
+	stall, stalled := stallServer(t, false)
+	r, _, err = runUpload(t, context.Background(), uploadPlan(stall.URL, "      zips_dir: "+dir+"\n      timeout: 100ms\n      retries: 1\n      backoff: 1ms\n"), nil)
+	if err == nil {
+		t.Fatal("want the step to fail")
+	}
+	u = r.Steps[0].Uploads[0]
+	if u.Status != 0 || u.Attempts != 2 || u.Error == nil || *u.Error != "timed out after 100ms" {
+		t.Errorf("status %d, attempts %d, error %v; want 2 attempts timed out after 100ms", u.Status, u.Attempts, u.Error)
+	}
+	stall.Close()
+	if n := stalled.Load(); n < 1 || n > 2 {
+		t.Errorf("server saw %d uploads for 2 attempts", n)
+	}
+}
+
+// TestUploadIndexJSONTimesOutAndRetries: the GET of an index.json has
+// the plan's timeout and User-Agent, and is retried as uploads are.
+func TestUploadIndexJSONTimesOutAndRetries(t *testing.T) {
+	t.Setenv("TECKENRUN_TEST_TOKEN", testToken)
+	var hits atomic.Int32
+	var agents sync.Map
+	release := make(chan struct{})
+	index := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		agents.Store(r.UserAgent(), true)
+		select {
+		case <-r.Context().Done():
+		case <-release:
+		}
+	}))
+	t.Cleanup(index.Close)
+	t.Cleanup(func() { close(release) })
+	// A guard only: without a timeout of its own, the GET would wait for
+	// ever, and the test would fail here instead of hanging.
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	plan := strings.Replace(uploadPlan("http://127.0.0.1:1", "      urls: ["+index.URL+"/dir/index.json]\n      retries: 2\n      backoff: 1ms\n"),
+		"seed: 1\n", "seed: 1\ntimeout: 100ms\n", 1)
+	r, _, err := runUpload(t, ctx, plan, nil)
+	if err == nil || ctx.Err() != nil {
+		t.Fatalf("run error %v (guard %v), want the step to fail", err, ctx.Err())
+	}
+	s := r.Steps[0]
+	want := "GET " + index.URL + "/dir/index.json: timed out after 100ms"
+	if s.Failed != 1 || s.Uploads[0].Error == nil || *s.Uploads[0].Error != want {
+		t.Errorf("failed %d, uploads %+v; want the error %q", s.Failed, s.Uploads, want)
+	}
+	index.Close()
+	if n := hits.Load(); n < 1 || n > 3 {
+		t.Errorf("index.json was asked %d times for 3 attempts", n)
+	}
+	agents.Range(func(k, _ any) bool {
+		if ua := k.(string); ua != "teckenrun/"+version {
+			t.Errorf("User-Agent %q", ua)
+		}
+		return true
+	})
+}
+
+// TestUploadIndexJSONInterrupted: an index.json GET still waiting when
+// an interrupt's grace period runs out counts as cancelled, not failed.
+func TestUploadIndexJSONInterrupted(t *testing.T) {
+	t.Setenv("TECKENRUN_TEST_TOKEN", testToken)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	release := make(chan struct{})
+	index := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		cancel() // Ctrl-C while the GET waits
+		select {
+		case <-r.Context().Done():
+		case <-release:
+		}
+	}))
+	t.Cleanup(index.Close)
+	t.Cleanup(func() { close(release) })
+	r, _, err := runPlanAs[uploadReport](t, ctx, uploadPlan("http://127.0.0.1:1", "      urls: ["+index.URL+"/index.json]\n"), nil, nil, "-grace", "10ms")
+	if err == nil || exitCode(err, io.Discard) != exitInterrupted {
+		t.Fatalf("run error %v, want interrupted", err)
+	}
+	if s := r.Steps[0]; s.Cancelled != 1 || s.Failed != 0 || len(s.Uploads) != 0 {
+		t.Errorf("cancelled %d, failed %d, uploads %+v", s.Cancelled, s.Failed, s.Uploads)
+	}
+}
+
+// TestUploadMaxSizeIsInclusive: max_size skips what is larger; a zip of
+// exactly max_size is uploaded, from zips_dir, by URL and from an
+// index.json.
+func TestUploadMaxSizeIsInclusive(t *testing.T) {
+	emu, ts := uploadEmulator(t)
+	dir := t.TempDir()
+	exact, m := goodZip(t, dir, "exact.zip", 31)
+	bigger := writeZip(t, dir, "bigger.zip", map[string][]byte{m.Key(): m.Bytes(), "extra.pdb/ABC/extra.sym": []byte("MODULE windows x86 ABC extra.pdb\n")})
+	info, _ := os.Stat(exact)
+	biggerInfo, _ := os.Stat(bigger)
+	size := info.Size()
+	files := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/index.json":
+			fmt.Fprintf(w, `{"files": [{"uri": "bigger.zip", "size": %d}, {"uri": "exact.zip", "size": %d}]}`, biggerInfo.Size(), size)
+		default:
+			http.ServeFile(w, r, filepath.Join(dir, filepath.Base(r.URL.Path)))
+		}
+	}))
+	defer files.Close()
+	for _, tt := range []struct{ name, source string }{
+		{"zips_dir", "zips_dir: " + dir + "\n      number: 2\n"},
+		{"urls", fmt.Sprintf("urls: [%s/exact.zip, %s/bigger.zip]\n", files.URL, files.URL)},
+		{"index.json", "urls: [" + files.URL + "/index.json]\n"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			before := len(emu.Uploads())
+			r, _, err := runUpload(t, context.Background(), uploadPlan(ts.URL, fmt.Sprintf("      %s      max_size: %d\n", tt.source, size)), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			s := r.Steps[0]
+			if s.Succeeded != 1 || !strings.HasSuffix(s.Uploads[0].File+s.Uploads[0].URL, "exact.zip") {
+				t.Errorf("succeeded %d, uploads %+v; want exact.zip uploaded", s.Succeeded, s.Uploads)
+			}
+			for _, sk := range s.SkippedUploads {
+				if !strings.HasSuffix(sk.File+sk.URL, "bigger.zip") {
+					t.Errorf("skipped %+v", sk)
+				}
+			}
+			if got := len(emu.Uploads()) - before; got != 1 {
+				t.Errorf("server received %d uploads, want 1", got)
+			}
+		})
 	}
 }

@@ -30,6 +30,9 @@ func (u *UploadStep) collectURLs(rc *runContext) ([]string, error) {
 	var raw []byte
 	var err error
 	if u.URLsFrom == "stdin" {
+		if rc.stdinPrompt != nil {
+			fmt.Fprintln(rc.stdinPrompt, "reading URLs from stdin (end with Ctrl-D)…")
+		}
 		raw, err = io.ReadAll(rc.stdin)
 	} else {
 		raw, err = os.ReadFile(rc.plan.resolve(u.URLsFrom))
@@ -80,7 +83,8 @@ func parseURLList(raw []byte) ([]string, error) {
 
 // uploadURL asks Tecken to download a zip: it learns the size first (from
 // index.json, or a HEAD following redirects), skips zips over max_size,
-// and posts the form field url.
+// and posts the form field url. The index.json GET and the HEADs are
+// retried as the upload is, each attempt within the plan's timeout.
 func (u *UploadStep) uploadURL(ctx context.Context, rt http.RoundTripper, pol retryPolicy, rc *runContext, endpoint, token, target string, rng *mrand.Rand) UploadRecord {
 	rec := UploadRecord{URL: target}
 	fail := func(err error) UploadRecord {
@@ -88,19 +92,20 @@ func (u *UploadStep) uploadURL(ctx context.Context, rt http.RoundTripper, pol re
 		rec.Error = &msg
 		return rec
 	}
+	lookup := pol
+	lookup.timeout = time.Duration(rc.plan.Timeout)
 	var size int64 = -1
 	var err error
 	if strings.HasSuffix(strings.SplitN(target, "?", 2)[0], "index.json") {
-		if target, size, err = u.pickFromIndex(ctx, rt, target, rng); err != nil {
-			return fail(err)
-		}
-		rec.URL = target
-	} else if size, err = headSize(ctx, rt, target, rc.plan.UserAgent, pol.timeout); err != nil {
-		if ctx.Err() != nil {
-			rec.cancelled = true
-		}
+		target, size, err = u.pickFromIndex(ctx, rt, lookup, target, rc.plan.UserAgent, rng)
+	} else {
+		size, err = headSize(ctx, rt, lookup, target, rc.plan.UserAgent)
+	}
+	if err != nil {
+		rec.cancelled = errorClass(err) == classCancelled
 		return fail(err)
 	}
+	rec.URL = target
 	rec.Bytes = max(size, 0)
 	if size > int64(*u.MaxSize) {
 		rec.skipped = &SkippedUpload{URL: target, Bytes: size, Reason: fmt.Sprintf("%s is over max_size %s", humanSize(float64(size)), u.MaxSize)}
@@ -122,7 +127,7 @@ func (u *UploadStep) uploadURL(ctx context.Context, rt http.RoundTripper, pol re
 		req.Header.Set("Auth-Token", token)
 		req.Header.Set("User-Agent", rc.plan.UserAgent)
 		return req, nil
-	})
+	}, nil) // the answer is read by finish, and not retried once it came
 	rec.Attempts = attempts
 	err = rec.finish(resp, attempts, err)
 	rec.DurationS = time.Since(begin).Seconds()
@@ -133,26 +138,24 @@ func (u *UploadStep) uploadURL(ctx context.Context, rt http.RoundTripper, pol re
 }
 
 // headSize finds a URL's size with HEAD, following up to maxRedirects
-// redirects. -1 means the size is unknown (no Content-Length).
-func headSize(ctx context.Context, rt http.RoundTripper, target, userAgent string, timeout time.Duration) (int64, error) {
+// redirects, each retried per pol. -1 means the size is unknown (no
+// Content-Length).
+func headSize(ctx context.Context, rt http.RoundTripper, pol retryPolicy, target, userAgent string) (int64, error) {
 	current := target
 	for hop := 0; ; hop++ {
 		if hop > maxRedirects {
 			return 0, fmt.Errorf("HEAD %s: more than %d redirects", target, maxRedirects)
 		}
-		actx, cancel := context.WithTimeout(ctx, timeout)
-		req, err := http.NewRequestWithContext(actx, http.MethodHead, current, nil)
-		if err != nil {
-			cancel()
-			return 0, err
-		}
-		req.Header.Set("User-Agent", userAgent)
-		resp, err := rt.RoundTrip(req)
-		cancel()
+		resp, _, err := send(ctx, rt, pol, func(ctx context.Context) (*http.Request, error) {
+			req, err := http.NewRequestWithContext(ctx, http.MethodHead, current, nil)
+			if err == nil {
+				req.Header.Set("User-Agent", userAgent)
+			}
+			return req, err
+		}, discardBody)
 		if err != nil {
 			return 0, fmt.Errorf("HEAD %s: %w", current, err)
 		}
-		resp.Body.Close()
 		switch {
 		case resp.StatusCode >= 300 && resp.StatusCode < 400:
 			loc, err := resp.Location()
@@ -169,17 +172,23 @@ func headSize(ctx context.Context, rt http.RoundTripper, target, userAgent strin
 }
 
 // pickFromIndex resolves an index.json URL as upload-symbol-zips.py did:
-// one of its files under max_size, chosen with the step's seed.
-func (u *UploadStep) pickFromIndex(ctx context.Context, rt http.RoundTripper, target string, rng *mrand.Rand) (string, int64, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, target, nil)
-	if err != nil {
-		return "", 0, err
-	}
-	resp, err := rt.RoundTrip(req)
+// one of its files not over max_size, chosen with the step's seed. The
+// GET is retried per pol.
+func (u *UploadStep) pickFromIndex(ctx context.Context, rt http.RoundTripper, pol retryPolicy, target, userAgent string, rng *mrand.Rand) (string, int64, error) {
+	var raw []byte
+	resp, _, err := send(ctx, rt, pol, func(ctx context.Context) (*http.Request, error) {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, target, nil)
+		if err == nil {
+			req.Header.Set("User-Agent", userAgent)
+		}
+		return req, err
+	}, func(resp *http.Response) (err error) {
+		raw, err = io.ReadAll(io.LimitReader(resp.Body, 16<<20))
+		return err
+	})
 	if err != nil {
 		return "", 0, fmt.Errorf("GET %s: %w", target, err)
 	}
-	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		return "", 0, fmt.Errorf("GET %s: %d", target, resp.StatusCode)
 	}
@@ -189,17 +198,17 @@ func (u *UploadStep) pickFromIndex(ctx context.Context, rt http.RoundTripper, ta
 			Size int64  `json:"size"`
 		} `json:"files"`
 	}
-	if err := json.NewDecoder(io.LimitReader(resp.Body, 16<<20)).Decode(&index); err != nil {
+	if err := json.Unmarshal(raw, &index); err != nil {
 		return "", 0, fmt.Errorf("%s: not an index of files: %w", target, err)
 	}
 	var fits []int
 	for i, f := range index.Files {
-		if f.Size < int64(*u.MaxSize) && f.URI != "" {
+		if f.Size <= int64(*u.MaxSize) && f.URI != "" {
 			fits = append(fits, i)
 		}
 	}
 	if len(fits) == 0 {
-		return "", 0, errors.New(target + ": no file under max_size " + u.MaxSize.String())
+		return "", 0, errors.New(target + ": no file of at most max_size " + u.MaxSize.String())
 	}
 	f := index.Files[fits[rng.IntN(len(fits))]]
 	base := strings.SplitN(target, "?", 2)[0]

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -42,6 +43,10 @@ type runSettings struct {
 	stdin      io.Reader
 	grace      time.Duration
 	progressTo io.Writer // nil: no progress line
+
+	// stdinPrompt is where a step that reads stdin says so, when stdin is
+	// a terminal (nil otherwise).
+	stdinPrompt io.Writer
 }
 
 // selectSteps returns the indexes of the steps to run: all, or those
@@ -82,7 +87,7 @@ func runPlan(ctx context.Context, plan *Plan, steps []int, rs runSettings) (*Rep
 	state := &runState{}
 	defer state.cleanup()
 	rc := runContext{state: state, plan: plan, host: strings.TrimSuffix(plan.Host, "/"), symHost: strings.TrimSuffix(plan.SymbolicationHost, "/"),
-		seed: seed, grace: rs.grace, progressTo: rs.progressTo, stdin: rs.stdin}
+		seed: seed, grace: rs.grace, progressTo: rs.progressTo, stdin: rs.stdin, stdinPrompt: rs.stdinPrompt}
 	if plan.usesEmbedded() {
 		url, stop, err := emulator.NewEmbedded().Start("127.0.0.1:0")
 		if err != nil {
@@ -198,6 +203,8 @@ type runContext struct {
 	progressTo io.Writer
 	stepIndex  int
 	stepName   string
+
+	stdinPrompt io.Writer // see runSettings
 }
 
 // token returns the Auth-Token for writes: the embedded emulator's own,
@@ -248,15 +255,30 @@ type retryPolicy struct {
 }
 
 // send performs the request that build makes (once per attempt), retrying
-// per pol. It returns the final response, whose body the caller must close
-// (closing also ends the attempt's timeout), or the final transport error.
-// attempts counts the requests the server may have seen, including the
-// ones net/http replays by itself on a dropped keep-alive connection.
-func send(ctx context.Context, rt http.RoundTripper, pol retryPolicy, build func(context.Context) (*http.Request, error)) (resp *http.Response, attempts int, err error) {
+// per pol, and returns the final response or the final error (then resp
+// is nil). attempts counts the requests the server may have seen,
+// including the ones net/http replays by itself on a dropped keep-alive
+// connection.
+//
+// With read, send reads each answer's body with it, within the attempt's
+// timeout, and closes it: a body that breaks off (a reset, a timeout) is
+// retried like a transport error. That suits requests that can be
+// repeated, GETs and symbolication. Without read, the caller reads the
+// final response's body and must close it (which ends the attempt's
+// timeout); a body that breaks off is then the caller's error, never
+// retried: a server that has answered an upload may have accepted it.
+//
+// A request the transport refuses before connecting (an invalid header
+// value, a URL without a host, another scheme) and a failure pol.backoff
+// calls unfixable are not retried.
+func send(ctx context.Context, rt http.RoundTripper, pol retryPolicy, build func(context.Context) (*http.Request, error), read func(*http.Response) error) (resp *http.Response, attempts int, err error) {
+	timedOut := &timeoutError{after: pol.timeout}
 	for try := 0; ; try++ {
 		var wrote atomic.Int32
-		actx, cancel := context.WithTimeout(ctx, pol.timeout)
+		var connecting atomic.Bool
+		actx, cancel := context.WithTimeoutCause(ctx, pol.timeout, timedOut)
 		actx = httptrace.WithClientTrace(actx, &httptrace.ClientTrace{
+			GetConn: func(string) { connecting.Store(true) },
 			WroteRequest: func(info httptrace.WroteRequestInfo) {
 				if info.Err == nil {
 					wrote.Add(1)
@@ -269,17 +291,29 @@ func send(ctx context.Context, rt http.RoundTripper, pol retryPolicy, build func
 			return nil, attempts, err
 		}
 		resp, err = rt.RoundTrip(req)
-		attempts += max(1, int(wrote.Load()))
-		if err == nil {
-			resp.Body = &cancelBody{ReadCloser: resp.Body, cancel: cancel}
-		} else {
+		if err != nil && !connecting.Load() && actx.Err() == nil {
 			cancel()
+			return nil, attempts, err // refused by the transport: never sent
+		}
+		attempts += max(1, int(wrote.Load()))
+		switch {
+		case err != nil:
+			cancel()
+		case read != nil:
+			err = read(resp)
+			resp.Body.Close()
+			cancel()
+		default:
+			resp.Body = &cancelBody{ReadCloser: resp.Body, cancel: cancel}
 		}
 		wait, retry := pol.backoff(try, resp, err)
 		if !retry || try >= pol.retries || ctx.Err() != nil {
-			return resp, attempts, err
+			if err != nil {
+				return nil, attempts, err
+			}
+			return resp, attempts, nil
 		}
-		if resp != nil {
+		if read == nil && err == nil {
 			io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20))
 			resp.Body.Close()
 		}
@@ -297,10 +331,11 @@ func send(ctx context.Context, rt http.RoundTripper, pol retryPolicy, build func
 const maxRetryAfter = 10 * time.Minute
 
 // backoff decides whether an attempt's outcome is retried and after how
-// long: exponential with full jitter, or the server's Retry-After.
+// long: exponential with full jitter, or the server's Retry-After. resp
+// may come with err when its body broke off.
 func (pol retryPolicy) backoff(try int, resp *http.Response, err error) (time.Duration, bool) {
 	if err != nil {
-		if errors.Is(err, context.Canceled) {
+		if errors.Is(err, context.Canceled) || unfixable(err) {
 			return 0, false
 		}
 	} else if !slices.Contains(pol.statuses, resp.StatusCode) {
@@ -319,6 +354,29 @@ func (pol retryPolicy) backoff(try int, resp *http.Response, err error) (time.Du
 		return 0, true
 	}
 	return time.Duration(rand.Int64N(int64(ceiling)) + 1), true
+}
+
+// unfixable says whether a transport error is one that no retry can fix:
+// the server's certificate does not verify (an unknown authority, another
+// host name, expired).
+func unfixable(err error) bool {
+	var cert *tls.CertificateVerificationError
+	return errors.As(err, &cert)
+}
+
+// timeoutError is an attempt's timeout. It reads as the timeout that was
+// set ("timed out after 3s"), not "context deadline exceeded", and is a
+// context.DeadlineExceeded.
+type timeoutError struct{ after time.Duration }
+
+func (e *timeoutError) Error() string { return "timed out after " + e.after.String() }
+func (e *timeoutError) Timeout() bool { return true }
+func (e *timeoutError) Unwrap() error { return context.DeadlineExceeded }
+
+// discardBody reads a body to its end, for send.
+func discardBody(resp *http.Response) error {
+	_, err := io.Copy(io.Discard, resp.Body)
+	return err
 }
 
 // retryAfter parses a Retry-After header: delay seconds or an HTTP date.
