@@ -21,7 +21,7 @@ func baselinePlan(t *testing.T) string {
 		os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644)
 	}
 	path := filepath.Join(dir, "plan.yaml")
-	plan := "host: http://127.0.0.1:9\nseed: 3\nsteps:\n  - name: dl\n    download: {csv: q.csv, concurrency: 4}\n"
+	plan := "host: http://127.0.0.1:9\nseed: 3\nsteps:\n  - name: dl\n    download: {csv: q.csv, concurrency: 10}\n"
 	if err := os.WriteFile(path, []byte(plan), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -38,17 +38,20 @@ func TestBaselineRegression(t *testing.T) {
 	plan := baselinePlan(t)
 	dir := filepath.Dir(plan)
 	base := filepath.Join(dir, "base.json")
-	if _, _, err := runArgs(t, terminal{}, "-host", stalled(t, 150*time.Millisecond), "-out", base, plan); err != nil {
+	if _, _, err := runArgs(t, terminal{}, "-host", stalled(t, 300*time.Millisecond), "-out", base, plan); err != nil {
 		t.Fatal(err)
 	}
 
 	t.Run("same speed", func(t *testing.T) {
-		stdout, _, err := runArgs(t, terminal{}, "-host", stalled(t, 150*time.Millisecond), "-baseline", base, plan)
+		out := filepath.Join(dir, "same.json")
+		table, _, err := runArgs(t, terminal{}, "-host", stalled(t, 300*time.Millisecond), "-baseline", base, "-format", "table", "-out", out, plan)
 		if err != nil {
-			t.Fatalf("a run as fast as its baseline: %v\n%s", err, stdout)
+			t.Fatalf("a run as fast as its baseline: %v\n%s", err, table)
 		}
-		var r Report
-		json.Unmarshal([]byte(stdout), &r)
+		r, err := loadReport(out)
+		if err != nil {
+			t.Fatal(err)
+		}
 		if r.Baseline == nil || r.Baseline.Regressions != 0 || len(r.Baseline.Rows) != 6 {
 			t.Errorf("comparison %+v", r.Baseline)
 		}
@@ -56,7 +59,7 @@ func TestBaselineRegression(t *testing.T) {
 
 	t.Run("slower", func(t *testing.T) {
 		out := filepath.Join(dir, "slow.json")
-		stdout, _, err := runArgs(t, terminal{}, "-host", stalled(t, 400*time.Millisecond), "-baseline", base, "-out", out, plan)
+		stdout, _, err := runArgs(t, terminal{}, "-host", stalled(t, 700*time.Millisecond), "-baseline", base, "-out", out, plan)
 		if code := exitCode(err, &bytes.Buffer{}); code != exitThresholds {
 			t.Fatalf("exit %d (%v), want 3", code, err)
 		}

@@ -23,15 +23,19 @@ type DownloadStep struct {
 	CSV string `yaml:"csv,omitempty"`
 	// Uploaded replays the symbol files that upload steps of this run
 	// sent, each expected to be found.
-	Uploaded          bool     `yaml:"uploaded,omitempty"`
-	MissingCSV        string   `yaml:"missing_csv,omitempty"`
-	MaxRequests       int      `yaml:"max_requests,omitempty"`
-	Duration          Duration `yaml:"duration,omitempty"`
-	Concurrency       *int     `yaml:"concurrency,omitempty"`
-	Rate              float64  `yaml:"rate,omitempty"`
-	MicrosoftLikeOnly bool     `yaml:"microsoft_like_only,omitempty"`
-	Try               bool     `yaml:"try,omitempty"`
-	Seed              *uint64  `yaml:"seed,omitempty"`
+	Uploaded    bool     `yaml:"uploaded,omitempty"`
+	MissingCSV  string   `yaml:"missing_csv,omitempty"`
+	MaxRequests int      `yaml:"max_requests,omitempty"`
+	Duration    Duration `yaml:"duration,omitempty"`
+	Concurrency *int     `yaml:"concurrency,omitempty"`
+	Rate        float64  `yaml:"rate,omitempty"`
+	// MaxConcurrency bounds the workers a rate adds (default 10 ×
+	// concurrency); Stages replace rate and duration with ramps.
+	MaxConcurrency    int     `yaml:"max_concurrency,omitempty"`
+	Stages            []Stage `yaml:"stages,omitempty"`
+	MicrosoftLikeOnly bool    `yaml:"microsoft_like_only,omitempty"`
+	Try               bool    `yaml:"try,omitempty"`
+	Seed              *uint64 `yaml:"seed,omitempty"`
 }
 
 func (d *DownloadStep) kind() string { return "download" }
@@ -52,6 +56,8 @@ func (d *DownloadStep) validate(v *validator, path string) {
 	v.atLeast(path+".concurrency", *d.Concurrency, 1)
 	v.atLeast(path+".max_requests", d.MaxRequests, 0)
 	v.nonNegative(path+".rate", d.Rate)
+	v.atLeast(path+".max_concurrency", d.MaxConcurrency, 0)
+	validateStages(v, path, d.Stages, d.Rate, d.Duration)
 }
 
 func (d *DownloadStep) needs() []need {
@@ -108,7 +114,7 @@ func (d *DownloadStep) run(ctx context.Context, rc *runContext) (stepResult, err
 	switch {
 	case d.MaxRequests > 0:
 		total = d.MaxRequests // cycles through the rows when it exceeds them
-	case d.Duration > 0:
+	case d.Duration > 0 || len(d.Stages) > 0:
 		total = -1 // cycles until the duration is up
 	}
 	prefix := rc.host
@@ -120,10 +126,12 @@ func (d *DownloadStep) run(ctx context.Context, rc *runContext) (stepResult, err
 	pol := retryPolicy{retries: downloadRetries, base: 100 * time.Millisecond, cap: 2 * time.Second,
 		timeout: time.Duration(rc.plan.Timeout)}
 
-	p := pace{concurrency: *d.Concurrency, rate: d.Rate, duration: time.Duration(d.Duration), total: total}
+	p := pace{concurrency: *d.Concurrency, maxConcurrency: d.MaxConcurrency, rate: d.Rate, stages: d.Stages,
+		duration: time.Duration(d.Duration), total: total, linger: time.Duration(rc.plan.Timeout)}
 	agg := newDownloadAgg(queries, p)
 	src := &downloadSource{queries: queries, codes: codes, prefix: prefix, rt: tr, pol: pol, userAgent: rc.plan.UserAgent}
-	err = drive(ctx, rc, p, src, agg)
+	is, err := drive(ctx, rc, p, src, agg)
+	agg.load(is)
 	res, ferr := agg.result()
 	if err == nil {
 		err = ferr

@@ -573,7 +573,7 @@ func (m *MakeZipsStep) zipUpload(ctx context.Context, rc *runContext, f fetcher,
 		})
 		work, cancel := graceContext(ctx, 0)
 		defer cancel()
-		err := issue(ctx, work, pace{concurrency: *m.Concurrency, total: len(keys)}, func(ctx context.Context, i int, _ slot) error {
+		_, err := issue(ctx, work, pace{concurrency: *m.Concurrency, total: len(keys)}, func(ctx context.Context, i int, _ slot) error {
 			ff := fetchToFile(ctx, f, keys[i], tmp, i)
 			if ff.err != nil && m.Strict && errors.Is(ff.err, errNotFound) {
 				return fmt.Errorf("%s: %w (strict)", keys[i], ff.err)

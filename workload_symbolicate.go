@@ -31,8 +31,12 @@ type SymbolicateStep struct {
 	Concurrency *int     `yaml:"concurrency,omitempty"`
 	Rate        float64  `yaml:"rate,omitempty"`
 	Duration    Duration `yaml:"duration,omitempty"`
-	Seed        *uint64  `yaml:"seed,omitempty"`
-	Sanitize    bool     `yaml:"sanitize,omitempty"`
+	// MaxConcurrency bounds the workers a rate adds (default 10 ×
+	// concurrency); Stages replace rate and duration with ramps.
+	MaxConcurrency int     `yaml:"max_concurrency,omitempty"`
+	Stages         []Stage `yaml:"stages,omitempty"`
+	Seed           *uint64 `yaml:"seed,omitempty"`
+	Sanitize       bool    `yaml:"sanitize,omitempty"`
 }
 
 func (s *SymbolicateStep) kind() string { return "symbolicate" }
@@ -60,6 +64,8 @@ func (s *SymbolicateStep) validate(v *validator, path string) {
 	v.atLeast(path+".limit", s.Limit, 0)
 	v.atLeast(path+".concurrency", *s.Concurrency, 1)
 	v.nonNegative(path+".rate", s.Rate)
+	v.atLeast(path+".max_concurrency", s.MaxConcurrency, 0)
+	validateStages(v, path, s.Stages, s.Rate, s.Duration)
 }
 
 func (s *SymbolicateStep) needs() []need {
@@ -103,7 +109,7 @@ func (s *SymbolicateStep) run(ctx context.Context, rc *runContext) (stepResult, 
 	switch {
 	case s.Limit > 0:
 		total = s.Limit
-	case s.Duration > 0:
+	case s.Duration > 0 || len(s.Stages) > 0:
 		total = -1
 	}
 	endpoint := rc.symHost + "/symbolicate/" + s.API
@@ -111,14 +117,16 @@ func (s *SymbolicateStep) run(ctx context.Context, rc *runContext) (stepResult, 
 	defer tr.CloseIdleConnections()
 	pol := retryPolicy{retries: symbolicateRetries, base: 200 * time.Millisecond, cap: 5 * time.Second,
 		statuses: []int{502, 503, 504}, timeout: time.Duration(rc.plan.Timeout)}
-	p := pace{concurrency: *s.Concurrency, rate: s.Rate, duration: time.Duration(s.Duration), total: total}
+	p := pace{concurrency: *s.Concurrency, maxConcurrency: s.MaxConcurrency, rate: s.Rate, stages: s.Stages,
+		duration: time.Duration(s.Duration), total: total, linger: time.Duration(rc.plan.Timeout)}
 	agg := newSymbolicateAgg(len(files), skipped, p)
 	for _, f := range files {
 		agg.res.SanitizedFrames += f.sanitized
 	}
 	src := &symbolicateSource{files: files, size: size, partialLast: total == batches && s.Limit == 0,
 		endpoint: endpoint, v5: s.API == "v5", rt: tr, pol: pol, userAgent: rc.plan.UserAgent}
-	err = drive(ctx, rc, p, src, agg)
+	is, err := drive(ctx, rc, p, src, agg)
+	agg.load(is)
 	res, ferr := agg.result()
 	if err == nil {
 		err = ferr

@@ -304,7 +304,7 @@ func (u *UploadStep) run(ctx context.Context, rc *runContext) (stepResult, error
 	}
 	p := pace{concurrency: *u.Concurrency, total: len(jobs)}
 	agg := &uploadAgg{requests: newRequests(p), res: res, state: rc.state}
-	err := drive(ctx, rc, p, jobs, agg)
+	_, err := drive(ctx, rc, p, jobs, agg)
 	res.Metrics = agg.m.Summary()
 	if err != nil {
 		return res, err

@@ -14,6 +14,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -435,9 +436,30 @@ func errorClass(err error) string {
 // pace says how a step issues its work.
 type pace struct {
 	concurrency int
-	rate        float64       // jobs per second; 0 = as fast as concurrency allows
-	duration    time.Duration // stop issuing after this long; 0 = no limit
-	total       int           // jobs to issue; -1 = until duration
+	// maxConcurrency bounds the workers of a rate-driven step, which adds
+	// workers as its schedule needs them (vegeta's -max-workers); 0 means
+	// 10 × concurrency.
+	maxConcurrency int
+	rate           float64       // jobs per second; 0 = as fast as concurrency allows
+	stages         []Stage       // rate or concurrency stages, instead of rate and duration
+	duration       time.Duration // stop issuing after this long; 0 = no limit
+	total          int           // jobs to issue; -1 = until the duration is up
+	// linger is how long jobs in flight may go on once the duration is
+	// up (the plan's timeout); then they are cancelled.
+	linger time.Duration
+}
+
+// scheduled reports whether jobs are issued on a rate's schedule.
+func (p pace) scheduled() bool {
+	return p.rate > 0 || (len(p.stages) > 0 && p.stages[0].Rate != nil)
+}
+
+// length is how long the step issues jobs; 0 = until its total.
+func (p pace) length() time.Duration {
+	if len(p.stages) > 0 {
+		return stagesDuration(p.stages)
+	}
+	return p.duration
 }
 
 // slot is when a job was meant to start and when a worker started it.
@@ -446,29 +468,60 @@ type slot struct {
 	sent     time.Time
 }
 
-// issue calls do for job i = 0, 1, ... on p.concurrency workers, until
-// p.total jobs, p.duration or ctx (an interrupt) stops it. The workers are
-// an errgroup of long-lived goroutines fed through an unbuffered channel:
-// a goroutine per job would pay for a new stack on every request.
+// issued is what issue reports of a step's schedule.
+type issued struct {
+	target    float64 // the schedule's mean rate; 0 without one
+	missed    int     // slots due before the end that were never sent
+	saturated bool    // a slot came due with max_concurrency workers busy
+	peak      int     // the most workers at once
+}
+
+// issue calls do for job i = 0, 1, ... until p.total jobs, the step's
+// duration or ctx (an interrupt) stops it. Workers are long-lived
+// goroutines of an errgroup fed through an unbuffered channel, never a
+// goroutine per job.
 //
-// With a rate, a job's slot holds its intended start, so that latency
-// measured from it includes time spent waiting for a free worker (no
-// coordinated omission); sent is when a worker took it.
+// Without a rate, p.concurrency workers (or as many as concurrency
+// stages allow at the moment) take jobs as fast as they finish them.
 //
-// Work runs under work, not ctx: after an interrupt, jobs in flight get
-// the grace period that work allows to finish. A do that returns an error
-// stops the step: the others are cancelled and issue returns the error.
-func issue(ctx, work context.Context, p pace, do func(ctx context.Context, i int, s slot) error) error {
+// With a rate (an open model), one dispatcher releases each job at its
+// slot in the schedule: when no worker is idle it adds one, up to
+// max_concurrency; past that the step is saturated, and jobs go out
+// late. A job's slot is its intended start, so latency measured from it
+// includes the wait for a worker (no coordinated omission).
+//
+// The duration bounds the step in every mode: issuing stops when it is
+// up, jobs in flight get p.linger more, and the slots that came due but
+// were not sent are counted as missed. Work runs under work, not ctx:
+// after an interrupt, jobs in flight get the grace period that work
+// allows. A do that returns an error stops the step: the others are
+// cancelled and issue returns the error.
+func issue(ctx, work context.Context, p pace, do func(ctx context.Context, i int, s slot) error) (issued, error) {
 	type job struct {
 		i        int
 		intended time.Time
 	}
+	var res issued
 	g, gctx := errgroup.WithContext(work)
+	jctx, stopJobs := context.WithCancel(gctx)
+	defer stopJobs()
 	jobs := make(chan job)
-	for range p.concurrency {
+	var gate *workerGate
+	if len(p.stages) > 0 && !p.scheduled() {
+		gate = newWorkerGate()
+	}
+	workers := 0
+	spawn := func() {
+		id := workers
+		workers++
+		res.peak = max(res.peak, workers)
 		g.Go(func() error {
-			for j := range jobs {
-				if err := do(gctx, j.i, slot{intended: j.intended, sent: time.Now()}); err != nil {
+			for gate.enter(id) {
+				j, ok := <-jobs
+				if !ok {
+					return nil
+				}
+				if err := do(jctx, j.i, slot{intended: j.intended, sent: time.Now()}); err != nil {
 					return err
 				}
 			}
@@ -476,35 +529,68 @@ func issue(ctx, work context.Context, p pace, do func(ctx context.Context, i int
 		})
 	}
 	start := time.Now()
-	// With a rate, the schedule decides when the duration is up: a slot
-	// before the end is always issued. Without one, a timer does.
+	var sched *schedule
+	stopGate := func() {}
+	maxW := p.concurrency
+	switch {
+	case p.scheduled():
+		sched = newSchedule(p.rate, p.duration, p.stages)
+		res.target = sched.meanRate()
+		if maxW = p.maxConcurrency; maxW <= 0 {
+			maxW = 10 * p.concurrency
+		}
+		for range min(p.concurrency, maxW) {
+			spawn()
+		}
+	case gate != nil:
+		for range maxWorkers(p.stages) {
+			spawn()
+		}
+		res.peak = 0
+		stopGate = gate.follow(p.stages, start, &res.peak)
+	default:
+		for range p.concurrency {
+			spawn()
+		}
+	}
 	var deadline <-chan time.Time
-	if p.duration > 0 && p.rate <= 0 {
-		t := time.NewTimer(p.duration)
+	if d := p.length(); d > 0 {
+		t := time.NewTimer(d)
 		defer t.Stop()
 		deadline = t.C
 	}
 	tick := time.NewTimer(time.Hour) // re-armed for each slot of a rate
 	tick.Stop()
 	defer tick.Stop()
+	timeUp := false
 produce:
 	for i := 0; p.total < 0 || i < p.total; i++ {
 		var intended time.Time
-		if p.rate > 0 {
-			offset := time.Duration(float64(i) / p.rate * float64(time.Second))
-			if p.duration > 0 && offset >= p.duration {
-				break
+		if sched != nil {
+			at, ok := sched.at(i)
+			if !ok {
+				break // the schedule ended: every slot was sent
 			}
-			intended = start.Add(offset)
+			intended = start.Add(time.Duration(at * float64(time.Second)))
 			if d := time.Until(intended); d > 0 {
 				tick.Reset(d)
-				select { // no deadline here: with a rate there is none
+				select { // the slot is before the end: no deadline here
 				case <-tick.C:
 				case <-ctx.Done():
 					break produce
 				case <-gctx.Done():
 					break produce
 				}
+			}
+			select {
+			case jobs <- job{i, intended}: // an idle worker took it
+				continue
+			default:
+			}
+			if workers < maxW {
+				spawn()
+			} else {
+				res.saturated = true
 			}
 		}
 		select {
@@ -514,11 +600,102 @@ produce:
 		case <-gctx.Done():
 			break produce
 		case <-deadline:
+			timeUp = true
+			if sched != nil {
+				n := sched.slots()
+				if p.total >= 0 {
+					n = min(n, p.total)
+				}
+				res.missed = max(n-i, 0)
+			}
 			break produce
 		}
 	}
 	close(jobs)
-	return g.Wait()
+	stopGate() // before gate.close, so that res.peak is final and no longer written
+	gate.close()
+	if timeUp {
+		// Jobs in flight get the plan's timeout to finish, then are
+		// cancelled (and counted as cancelled).
+		t := time.AfterFunc(p.linger, stopJobs)
+		defer t.Stop()
+	}
+	return res, g.Wait()
+}
+
+// workerGate holds back the workers that concurrency stages do not allow
+// yet: worker id works while id < allowed.
+type workerGate struct {
+	mu      sync.Mutex
+	cond    *sync.Cond
+	allowed int
+	closed  bool
+}
+
+func newWorkerGate() *workerGate {
+	g := &workerGate{}
+	g.cond = sync.NewCond(&g.mu)
+	return g
+}
+
+// enter waits until worker id may take a job; it returns false once the
+// gate is closed and the worker is still not allowed. A nil gate lets
+// every worker through.
+func (g *workerGate) enter(id int) bool {
+	if g == nil {
+		return true
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	for id >= g.allowed && !g.closed {
+		g.cond.Wait()
+	}
+	return id < g.allowed || g.closed
+}
+
+func (g *workerGate) set(n int) {
+	g.mu.Lock()
+	g.allowed = n
+	g.mu.Unlock()
+	g.cond.Broadcast()
+}
+
+// close lets every worker through, to find the jobs channel closed.
+func (g *workerGate) close() {
+	if g == nil {
+		return
+	}
+	g.mu.Lock()
+	g.closed = true
+	g.mu.Unlock()
+	g.cond.Broadcast()
+}
+
+// follow moves the gate along the stages' ramps, every 50 ms, until the
+// returned stop is called; peak records the most workers allowed.
+func (g *workerGate) follow(stages []Stage, start time.Time, peak *int) (stop func()) {
+	set := func() {
+		n := workersAt(stages, time.Since(start))
+		*peak = max(*peak, n)
+		g.set(n)
+	}
+	set()
+	done := make(chan struct{})
+	exited := make(chan struct{})
+	go func() {
+		defer close(exited)
+		t := time.NewTicker(50 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-t.C:
+				set()
+			case <-done:
+				return
+			}
+		}
+	}()
+	return func() { close(done); <-exited }
 }
 
 // jobSource is a request kind's work, prepared: job performs job i of
@@ -537,18 +714,18 @@ type aggregator[O any] interface {
 
 // drive runs a step's jobs from src through issue, adds each outcome to
 // agg on one collector goroutine, and draws the progress line.
-func drive[O any](ctx context.Context, rc *runContext, p pace, src jobSource[O], agg aggregator[O]) error {
+func drive[O any](ctx context.Context, rc *runContext, p pace, src jobSource[O], agg aggregator[O]) (issued, error) {
 	prog := startProgress(rc.progressTo, rc.stepName, p.total)
 	col := collect(4*p.concurrency, func(o O) { prog.add(agg.add(o)) })
 	work, cancel := graceContext(ctx, rc.grace)
 	defer cancel()
-	err := issue(ctx, work, p, func(ctx context.Context, i int, s slot) error {
+	is, err := issue(ctx, work, p, func(ctx context.Context, i int, s slot) error {
 		col.send(src.job(ctx, i, s))
 		return nil
 	})
 	col.close()
 	prog.finish()
-	return err
+	return is, err
 }
 
 // exchange is what a request-issuing step records of one job's HTTP
@@ -584,7 +761,12 @@ type requests struct {
 }
 
 func newRequests(p pace) requests {
-	return requests{m: metrics.New(p.rate > 0)}
+	return requests{m: metrics.New(p.scheduled())}
+}
+
+// load records how the step's schedule went.
+func (r *requests) load(is issued) {
+	r.m.SetLoad(is.target, int64(is.missed), is.saturated, is.peak)
 }
 
 // count adds one job's exchange; it reports whether an answer came back,

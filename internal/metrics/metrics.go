@@ -45,6 +45,26 @@ type Metrics struct {
 	response, service, lag dist
 	byStatus               map[int]*Metrics // nil in a per-status child
 	timeline               *timeline        // nil in a per-status child
+	// What the dispatcher reports of the schedule (a step's Metrics only).
+	target       *float64
+	missed, late int64
+	saturated    bool
+	peakWorkers  int64
+}
+
+// LateAfter is how late a request may be sent after its slot before it
+// counts as late.
+const LateAfter = 10 * time.Millisecond
+
+// SetLoad records how the step's schedule went: the target rate (0 for
+// none), the slots missed, whether the workers saturated and the most
+// workers that ran at once. The dispatcher calls it once, at the end.
+func (m *Metrics) SetLoad(target float64, missed int64, saturated bool, peakWorkers int) {
+	m.target = nil
+	if target > 0 {
+		m.target = &target
+	}
+	m.missed, m.saturated, m.peakWorkers = missed, saturated, int64(peakWorkers)
 }
 
 // New returns empty Metrics. scheduled says that samples have an intended
@@ -76,6 +96,9 @@ func (m *Metrics) Add(s Sample) {
 		done:     s.Done.UnixNano(),
 	}
 	m.add(&r)
+	if m.scheduled && r.lag > LateAfter.Microseconds() {
+		m.late++
+	}
 	if s.Status > 0 {
 		c := m.byStatus[s.Status]
 		if c == nil {
@@ -136,6 +159,13 @@ func (m *Metrics) Merge(o *Metrics) {
 		m.schedule()
 	}
 	m.cancelled += o.cancelled
+	if o.target != nil {
+		m.target = ptrf(valueOr(m.target) + *o.target)
+	}
+	m.missed += o.missed
+	m.late += o.late
+	m.saturated = m.saturated || o.saturated
+	m.peakWorkers += o.peakWorkers
 	if o.requests == 0 {
 		return
 	}
@@ -231,7 +261,11 @@ func (m *Metrics) dist(which string) *dist {
 
 // Summary returns the JSON form of m, computing its statistics.
 func (m *Metrics) Summary() Summary {
-	s := Summary{Stats: m.stats(), ByStatus: []StatusSummary{}}
+	s := Summary{Stats: m.stats(), ByStatus: []StatusSummary{}, Load: Load{TargetRatePerS: m.target,
+		Missed: m.missed, Late: m.late, Saturated: m.saturated, PeakWorkers: m.peakWorkers}}
+	if m.scheduled && m.requests > 0 {
+		s.LatePct = ptrf(100 * float64(m.late) / float64(m.requests))
+	}
 	for _, status := range slices.Sorted(maps.Keys(m.byStatus)) {
 		s.ByStatus = append(s.ByStatus, StatusSummary{Status: status, Stats: m.byStatus[status].stats()})
 	}
@@ -280,6 +314,10 @@ func FromSummary(s Summary) (*Metrics, error) {
 	if err := m.readStats(&s.Stats); err != nil {
 		return nil, err
 	}
+	if s.Missed < 0 || s.Late < 0 || s.Late > s.Requests || s.PeakWorkers < 0 {
+		return nil, fmt.Errorf("missed: missed, late and peak_workers must not be negative, nor late above requests")
+	}
+	m.target, m.missed, m.late, m.saturated, m.peakWorkers = s.TargetRatePerS, s.Missed, s.Late, s.Saturated, s.PeakWorkers
 	for i := range s.ByStatus {
 		bs := &s.ByStatus[i]
 		if bs.Status <= 0 || (i > 0 && bs.Status <= s.ByStatus[i-1].Status) {
@@ -356,4 +394,13 @@ func readDist(name string, s *DistSummary, requests int64) (dist, error) {
 		return dist{}, fmt.Errorf("%s: holds %d values, requests is %d", name, d.count, requests)
 	}
 	return d, nil
+}
+
+func ptrf(v float64) *float64 { return &v }
+
+func valueOr(p *float64) float64 {
+	if p == nil {
+		return 0
+	}
+	return *p
 }

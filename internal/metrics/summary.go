@@ -6,6 +6,7 @@ import "time"
 // null for what cannot be known, [] for empty lists.
 type Summary struct {
 	Stats
+	Load
 	// ByStatus has one entry per HTTP status answered, ascending; [] when
 	// none. An entry has the keys of Stats (its errors, transport_errors and
 	// cancelled are 0: those samples have no status) and no by_status or
@@ -13,6 +14,30 @@ type Summary struct {
 	ByStatus []StatusSummary `json:"by_status"`
 	// Timeline counts requests per interval of their Done time.
 	Timeline TimelineSummary `json:"timeline"`
+}
+
+// Load is how a step's schedule went: the rate asked for and how well
+// the workers kept up with it. Only a step's Metrics have it, not its
+// per-status entries.
+type Load struct {
+	// TargetRatePerS is the rate the schedule asked for (over stages, its
+	// mean); null for a step without a rate. Merged shards add up theirs.
+	TargetRatePerS *float64 `json:"target_rate_per_s"`
+	// Missed counts the slots of the schedule that came due before the
+	// step's end but were never sent.
+	Missed int64 `json:"missed"`
+	// Late counts the requests sent more than LateAfter after their slot;
+	// LatePct is their share of the requests, null without a schedule or
+	// without requests.
+	Late    int64    `json:"late"`
+	LatePct *float64 `json:"late_pct"`
+	// Saturated is true when a slot came due with every one of the step's
+	// max_concurrency workers busy: the client, not the server, was the
+	// limit from then on (response time still counts from the slot).
+	Saturated bool `json:"saturated"`
+	// PeakWorkers is the most workers the step ran at once (merged shards
+	// add up theirs).
+	PeakWorkers int64 `json:"peak_workers"`
 }
 
 // StatusSummary is the JSON form of the requests answered with one status.
