@@ -31,9 +31,10 @@ func sampleKey(name string, labels ...string) string {
 	return m.String()
 }
 
-// flatten turns metric families into samples by sampleKey, without the
-// labels in drop (which the Pushgateway adds).
-func flatten(t *testing.T, fams []*dto.MetricFamily, drop ...string) map[string]float64 {
+// flatten turns metric families into samples by sampleKey. A label of
+// strip with the value strip gives is left out of the key (the
+// Pushgateway adds job and instance); with another value it stays.
+func flatten(t *testing.T, fams []*dto.MetricFamily, strip map[string]string) map[string]float64 {
 	t.Helper()
 	vec, err := expfmt.ExtractSamples(&expfmt.DecodeOptions{}, fams...)
 	if err != nil {
@@ -41,8 +42,10 @@ func flatten(t *testing.T, fams []*dto.MetricFamily, drop ...string) map[string]
 	}
 	out := map[string]float64{}
 	for _, s := range vec {
-		for _, l := range drop {
-			delete(s.Metric, model.LabelName(l))
+		for l, v := range strip {
+			if s.Metric[model.LabelName(l)] == model.LabelValue(v) {
+				delete(s.Metric, model.LabelName(l))
+			}
 		}
 		k := s.Metric.String()
 		if _, dup := out[k]; dup {
@@ -70,13 +73,13 @@ func parseOpenMetrics(t *testing.T, text string) map[string]float64 {
 		}
 		fams = append(fams, mf)
 	}
-	return flatten(t, fams)
+	return flatten(t, fams, nil)
 }
 
 // parseText parses the Prometheus text format, as the node_exporter
 // textfile collector reads its .prom files and as a Pushgateway serves
 // /metrics.
-func parseText(t *testing.T, r io.Reader, drop ...string) map[string]float64 {
+func parseText(t *testing.T, r io.Reader, strip map[string]string) map[string]float64 {
 	t.Helper()
 	p := expfmt.NewTextParser(model.LegacyValidation)
 	byName, err := p.TextToMetricFamilies(r)
@@ -87,7 +90,7 @@ func parseText(t *testing.T, r io.Reader, drop ...string) map[string]float64 {
 	for _, mf := range byName {
 		fams = append(fams, mf)
 	}
-	return flatten(t, fams, drop...)
+	return flatten(t, fams, strip)
 }
 
 // expectedSamples reads, from the report itself, the samples that its
@@ -225,7 +228,7 @@ func TestOpenMetricsParsesBack(t *testing.T) {
 	}
 	for name, got := range map[string]map[string]float64{
 		"openmetrics": parseOpenMetrics(t, out.String()),
-		"text":        parseText(t, bytes.NewReader(out.Bytes())),
+		"text":        parseText(t, bytes.NewReader(out.Bytes()), nil),
 	} {
 		t.Run(name, func(t *testing.T) {
 			checkSamples(t, got, r)
@@ -353,7 +356,7 @@ func fakeGateway(t *testing.T, status int) (*httptest.Server, func() []pushed) {
 			}
 			fams = append(fams, mf)
 		}
-		p.samples = flatten(t, fams)
+		p.samples = flatten(t, fams, nil)
 		mu.Lock()
 		got = append(got, p)
 		mu.Unlock()
