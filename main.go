@@ -19,6 +19,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/url"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -155,12 +156,13 @@ type options struct {
 	baseline        string
 	tolerance       tolerance
 	baselineAnyPlan bool
+	push            *url.URL // -push: the Pushgateway, nil without one
 }
 
 func parseFlags(args []string, stderr io.Writer) (*options, []string, error) {
 	o := &options{grace: 5 * time.Second, tolerance: 0.1}
 	fs := flag.NewFlagSet("teckenrun", flag.ContinueOnError)
-	fs.StringVar(&o.format, "format", "auto", "output `auto|table|json`: auto is tables on a terminal, JSON otherwise")
+	fs.StringVar(&o.format, "format", "auto", "output `auto|table|json|openmetrics`: auto is tables on a terminal, JSON otherwise")
 	fs.StringVar(&o.host, "host", "", "run against this `URL` (or embedded) instead of the plan's host; every request stays on it")
 	fs.StringVar(&o.only, "only", "", "run only the steps with these names (`NAME[,NAME]`)")
 	fs.BoolVar(&o.validate, "validate", false, "check the plan and its files, print where requests go and the plan with defaults filled in, run nothing")
@@ -186,6 +188,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, []string, error) {
 	fs.BoolVar(&o.baselineAnyPlan, "baseline-any-plan", false, "with -baseline, accept a report of another plan")
 	fs.BoolVar(&o.version, "version", false, "print the version and exit")
 	fs.StringVar(&o.cpuprof, "cpuprofile", "", "write a CPU profile of the run to `FILE` (for go tool pprof)")
+	pushURL := fs.String("push", "", "after the run, push its metrics to the Prometheus Pushgateway at `URL` (job teckenrun, grouped by plan)")
 	// The flag package would print a parse error and the usage; exitCode
 	// prints the error once instead, and only -h prints the usage.
 	fs.SetOutput(io.Discard)
@@ -207,20 +210,27 @@ func parseFlags(args []string, stderr io.Writer) (*options, []string, error) {
 		args = fs.Args()[1:]
 	}
 	switch o.format {
-	case "auto", "table", "json":
+	case "auto", "table", "json", "openmetrics":
 	default:
-		return nil, nil, usageErrorf("-format must be auto, table or json, got %q", o.format)
+		return nil, nil, usageErrorf("-format must be auto, table, json or openmetrics, got %q", o.format)
 	}
 	if o.host != "" {
 		if err := checkHostURL(o.host); err != nil {
 			return nil, nil, usageErrorf("-host: %w", err)
 		}
 	}
+	if *pushURL != "" {
+		u, err := parsePushURL(*pushURL)
+		if err != nil {
+			return nil, nil, usageErrorf("-push: %w", err)
+		}
+		o.push = u
+	}
 	return o, positional, nil
 }
 
 func printUsage(fs *flag.FlagSet, w io.Writer) {
-	fmt.Fprintf(w, "usage: teckenrun [flags] PLAN.yaml\n       teckenrun report [-format auto|table|json] RESULT.json\n       teckenrun schema report|plan\n       teckenrun metrics KIND\n       teckenrun compare [-tolerance 10%%] OLD.json NEW.json\n       teckenrun emulator [-listen ADDR]\n\nRuns the steps of a plan against Tecken and reports what happened.\n\nFlags:\n")
+	fmt.Fprintf(w, "usage: teckenrun [flags] PLAN.yaml\n       teckenrun report [-format auto|table|json|openmetrics] RESULT.json\n       teckenrun schema report|plan\n       teckenrun metrics KIND\n       teckenrun compare [-tolerance 10%%] OLD.json NEW.json\n       teckenrun emulator [-listen ADDR]\n\nRuns the steps of a plan against Tecken and reports what happened.\n\nFlags:\n")
 	fs.SetOutput(w)
 	fs.PrintDefaults()
 	fs.SetOutput(io.Discard)
@@ -333,7 +343,13 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 			runErr = errors.Join(failedThresholds(report.Thresholds), report.Baseline.Error())
 		}
 		if err := writeReport(stdout, o, term, report); err != nil {
-			return errors.Join(runErr, err)
+			runErr = errors.Join(runErr, err)
+		}
+		// A failed push is reported, but never hides the run's own outcome
+		// (a failed step, a threshold, an interrupt): exitCode finds that
+		// first, so the push decides the exit code only of a good run.
+		if o.push != nil {
+			runErr = errors.Join(runErr, pushReport(ctx, o.push, report))
 		}
 	}
 	return runErr

@@ -164,7 +164,7 @@ func TestUsageErrorsExitTwo(t *testing.T) {
 		{"no plan", nil, "want exactly one plan file"},
 		{"two plans", []string{"a.yaml", "b.yaml"}, "want exactly one plan file, got 2"},
 		{"unknown flag", []string{"-bogus", "plans/demo.yaml"}, "flag provided but not defined: -bogus"},
-		{"bad format", []string{"-format", "xml", "plans/demo.yaml"}, `-format must be auto, table or json, got "xml"`},
+		{"bad format", []string{"-format", "xml", "plans/demo.yaml"}, `-format must be auto, table, json or openmetrics, got "xml"`},
 		{"missing plan", []string{filepath.Join(dir, "nope.yaml")}, "no such file or directory"},
 		{"invalid plan", []string{bad}, "bad.yaml: steps[0].download.concurrency: must be at least 1, got 0 (line 3)"},
 		{"unknown step name", []string{"-only", "upload", "plans/demo.yaml"}, `plans/demo.yaml has no step named "upload"; its steps are: download`},

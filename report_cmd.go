@@ -8,13 +8,13 @@ import (
 )
 
 // runReportCmd is "teckenrun report": it prints a saved report as the run
-// printed it, as a table or as JSON.
+// printed it, as a table or as JSON, or as OpenMetrics.
 func runReportCmd(args []string, stdout, stderr io.Writer, term terminal) error {
 	fs := flag.NewFlagSet("teckenrun report", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	format := fs.String("format", "auto", "output `format`: auto (a table on a terminal, JSON otherwise), table or json")
+	format := fs.String("format", "auto", "output `format`: auto (a table on a terminal, JSON otherwise), table, json or openmetrics")
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "usage: teckenrun report [-format auto|table|json] RESULT.json\n\nPrints a report that a run saved (with -out, or its JSON stdout) as the run printed it.\n\nFlags:\n")
+		fmt.Fprintf(stderr, "usage: teckenrun report [-format auto|table|json|openmetrics] RESULT.json\n\nPrints a report that a run saved (with -out, or its JSON stdout) as the run printed it.\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -24,7 +24,7 @@ func runReportCmd(args []string, stdout, stderr io.Writer, term terminal) error 
 		return usageError{err}
 	}
 	if fs.NArg() != 1 {
-		return usageErrorf("report: want one report file, got %d arguments (usage: teckenrun report [-format table|json] RESULT.json)", fs.NArg())
+		return usageErrorf("report: want one report file, got %d arguments (usage: teckenrun report [-format table|json|openmetrics] RESULT.json)", fs.NArg())
 	}
 	render, err := chooseReporter(*format, term)
 	if err != nil {
@@ -45,11 +45,13 @@ func chooseReporter(format string, term terminal) (reporter, error) {
 		return jsonReport, nil
 	case "table":
 		return tableReport, nil
+	case "openmetrics":
+		return openMetricsReport, nil
 	case "auto":
 		if term.stdout {
 			return tableReport, nil
 		}
 		return jsonReport, nil
 	}
-	return nil, usageErrorf("-format must be auto, table or json, got %q", format)
+	return nil, usageErrorf("-format must be auto, table, json or openmetrics, got %q", format)
 }
