@@ -339,7 +339,17 @@ func writeRequestFacts(w io.Writer, m metrics.Summary, own [][2]string) error {
 	if m.RatePerS != nil {
 		rate = strconv.FormatFloat(*m.RatePerS, 'f', 1, 64) + "/s"
 	}
+	if m.TargetRatePerS != nil {
+		rate += " (target " + strconv.FormatFloat(*m.TargetRatePerS, 'f', 1, 64) + "/s)"
+	}
 	facts := [][2]string{{"REQUESTS", fmt.Sprintf("%d in %s at %s, %d without an answer, %d retries", m.Requests, seconds(m.RanForS), rate, m.Errors, m.Retries)}}
+	if m.TargetRatePerS != nil || m.Missed > 0 || m.Saturated {
+		load := fmt.Sprintf("%d missed, %s sent >10ms late, at most %d workers", m.Missed, optPct(m.LatePct), m.PeakWorkers)
+		if m.Saturated { // every worker was busy when a request was due
+			load = "SATURATED, " + load
+		}
+		facts = append(facts, [2]string{"SCHEDULE", load})
+	}
 	for _, d := range []struct {
 		label string
 		d     *metrics.DistSummary

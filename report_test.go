@@ -39,10 +39,11 @@ func goldenReport() *Report {
 		dl.add(o)
 	}
 	dlRes, _ := dl.result()
-	sym := newSymbolicateAgg(3, []SkippedFile{{File: "bad.json", Error: "not a JSON object"}}, pace{})
+	sym := newSymbolicateAgg(3, []SkippedFile{{File: "bad.json", Error: "not a JSON object"}}, pace{rate: 4})
 	sym.add(symOutcome{exchange: ex(0, 30*time.Millisecond, 200, "", 1), jobs: 2, frames: 10, knownFrames: 8, symbolicated: 6,
 		debugs: []map[string]float64{{"time": 0.5, "downloads.size": 2048, "downloads.time": 0.25, "cache_lookups.count": 2, "cache_lookups.time": 0.01}, {"time": 0.1, "downloads.size": 0, "downloads.time": 0, "cache_lookups.count": 5, "cache_lookups.time": 0.02}}})
 	sym.add(symOutcome{exchange: ex(500*time.Millisecond, 5*time.Millisecond, 400, "", 1), jobs: 1, frames: 3, files: []string{"float.json"}, message: "Frame must be two integers"})
+	sym.load(issued{target: 4, missed: 1, saturated: true, peak: 2})
 	symRes, _ := sym.result()
 	up := &uploadAgg{requests: newRequests(pace{}), res: newUploadResult(), state: &runState{}}
 	e1, e2 := ex(0, 500*time.Millisecond, 201, "", 1), ex(600*time.Millisecond, 100*time.Millisecond, 400, "", 1)
