@@ -64,6 +64,10 @@ var kinds = []kindSpec{
 			{"zips", unitCount, "zips written", func(r stepResult) *float64 { return ptr(float64(len(r.(*MakeZipsResult).Zips))) }},
 			{"failed_files", unitCount, "symbol files that could not be fetched", func(r stepResult) *float64 { return ptr(float64(len(r.(*MakeZipsResult).FailedFiles))) }},
 		}},
+	{name: "mix", result: func() stepResult { return newMixResult() }, requests: true,
+		metrics: []metricDef{
+			{"check_failures", unitCount, "answers that failed loadtest.py's checks", func(r stepResult) *float64 { return ptr(float64(r.(*MixResult).CheckFailures)) }},
+		}},
 	{name: "upload", result: func() stepResult { return newUploadResult() }, provides: []artifact{artifactUploaded}, requests: true,
 		metrics: []metricDef{
 			{"succeeded", unitCount, "uploads that got a 201", func(r stepResult) *float64 { return ptr(float64(r.(*UploadResult).Succeeded)) }},

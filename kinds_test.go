@@ -27,10 +27,10 @@ func TestOnlyChecksDependencies(t *testing.T) {
 	}{
 		{"symbolicate", "plans/demo.yaml: steps[2].symbolicate.stacks_dir: needs stack files from an earlier make-stacks step, and none runs before this one (with -only, include that step); or set stacks_dir to a folder or glob of stack files (line 26)"},
 		{"make-stacks,symbolicate", ""},
-		{"upload-urls", "steps[4].upload.urls_from: needs zip URLs from an earlier list-zips step"},
-		{"download-uploaded", "steps[7].download.uploaded: needs uploaded symbol files from an earlier upload step"},
+		{"upload-urls", "steps[5].upload.urls_from: needs zip URLs from an earlier list-zips step"},
+		{"download-uploaded", "steps[8].download.uploaded: needs uploaded symbol files from an earlier upload step"},
 		{"make-zips,upload-zips,download-uploaded", ""},
-		{"upload-zips", "steps[6].upload.zips_dir: needs zips from an earlier make-zips step"},
+		{"upload-zips", "steps[7].upload.zips_dir: needs zips from an earlier make-zips step"},
 	} {
 		t.Run(tt.only, func(t *testing.T) {
 			_, _, err := runArgs(t, terminal{}, "-validate", "-only", tt.only, "plans/demo.yaml")

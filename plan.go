@@ -56,6 +56,7 @@ type Step struct {
 	Symbolicate *SymbolicateStep `yaml:"symbolicate,omitempty"`
 	ListZips    *ListZipsStep    `yaml:"list-zips,omitempty"`
 	MakeZips    *MakeZipsStep    `yaml:"make-zips,omitempty"`
+	Mix         *MixStep         `yaml:"mix,omitempty"`
 	Upload      *UploadStep      `yaml:"upload,omitempty"`
 }
 
@@ -368,6 +369,11 @@ var planTypes = map[string]reflect.Type{
 	"ListZipsStep":    reflect.TypeFor[ListZipsStep](),
 	"MakeZipsStep":    reflect.TypeFor[MakeZipsStep](),
 	"UploadStep":      reflect.TypeFor[UploadStep](),
+	"MixStep":         reflect.TypeFor[MixStep](),
+	"MixScenarios":    reflect.TypeFor[MixScenarios](),
+	"MixDownload":     reflect.TypeFor[MixDownload](),
+	"MixSymbolicate":  reflect.TypeFor[MixSymbolicate](),
+	"Stage":           reflect.TypeFor[Stage](),
 }
 
 func unknownKeyMessage(key, typeName string) string {

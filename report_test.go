@@ -45,6 +45,14 @@ func goldenReport() *Report {
 	sym.add(symOutcome{exchange: ex(500*time.Millisecond, 5*time.Millisecond, 400, "", 1), jobs: 1, frames: 3, files: []string{"float.json"}, message: "Frame must be two integers"})
 	sym.load(issued{target: 4, missed: 1, saturated: true, peak: 2})
 	symRes, _ := sym.result()
+	mix := &mixAgg{requests: newRequests(pace{}), res: newMixResult(), weights: [2]int{60, 40},
+		dl: newDownloadAgg(&queries{rows: make([]query, 4)}, pace{}), sym: newSymbolicateAgg(2, nil, pace{})}
+	mix.add(mixOutcome{scenario: scenarioDownload, dl: downloadOutcome{exchange: ex(0, 3*time.Millisecond, 302, "", 1), expect: 200, debugTime: "0.001"}})
+	mix.add(mixOutcome{scenario: scenarioDownload, dl: downloadOutcome{exchange: ex(time.Millisecond, 2*time.Millisecond, 404, "", 1), expect: 404,
+		checkFailure: `404 for a.pdb/1/a.sym without "Symbol Not Found": "oops"`}})
+	mix.add(mixOutcome{scenario: scenarioSymbolicate, sym: symOutcome{exchange: ex(2*time.Millisecond, 20*time.Millisecond, 200, "", 1), jobs: 1, frames: 4, knownFrames: 4, symbolicated: 4}})
+	mix.res.Balance = &MixBalance{FoundJobs: 3, MissingJobs: 2, KeptFound: 2, KeptMissing: 2}
+	mixRes, _ := mix.result()
 	up := &uploadAgg{requests: newRequests(pace{}), res: newUploadResult(), state: &runState{}}
 	e1, e2 := ex(0, 500*time.Millisecond, 201, "", 1), ex(600*time.Millisecond, 100*time.Millisecond, 400, "", 1)
 	up.add(UploadRecord{File: "/very/long/path/to/the/zips/folder/of/this/run/a.zip", Bytes: 1 << 20, Status: 201, Attempts: 1, DurationS: 0.5, UploadID: ptr(7), ex: &e1})
@@ -64,6 +72,7 @@ func goldenReport() *Report {
 			{Kind: "make-zips", Name: "make-zips", OK: true, DurationS: 0.2, result: &MakeZipsResult{
 				Zips: []MadeZip{{Path: "/tmp/zips/a.zip", Files: 4, Bytes: 256 << 10}}, FailedFiles: []FailedFile{},
 				ZipBytesPerS: ptr(float64(10 << 20)), SaveDir: "/tmp/zips"}},
+			{Kind: "mix", Name: "mix", OK: true, DurationS: 0.03, result: mixRes},
 			{Kind: "upload", Name: "upload", OK: false, Error: &msg, DurationS: 0.5, result: up.res},
 		},
 		Thresholds: []ThresholdResult{

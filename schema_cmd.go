@@ -69,17 +69,6 @@ func reportSchema() *jsonschema.Schema {
 		results[reflect.TypeOf(k.result()).Elem()] = k.name
 	}
 	r := &jsonschema.Reflector{
-		// A kind's result carries the common step keys in JSON.
-		AdditionalFields: func(t reflect.Type) []reflect.StructField {
-			if _, ok := results[t]; !ok {
-				return nil
-			}
-			fields := make([]reflect.StructField, common.NumField())
-			for i := range fields {
-				fields[i] = common.Field(i)
-			}
-			return fields
-		},
 		Mapper: func(t reflect.Type) *jsonschema.Schema {
 			if t == reflect.TypeFor[json.Number]() {
 				return &jsonschema.Schema{Type: "number"}
@@ -97,6 +86,8 @@ func reportSchema() *jsonschema.Schema {
 	s := r.Reflect(&Report{})
 	s.ID = schemaBase + "report.schema.json"
 	s.Title = "teckenrun report"
+	// A kind's result carries the common step keys in JSON.
+	commonDef := r.ReflectFromType(common).Definitions[common.Name()]
 	for t, kind := range results {
 		sub := r.ReflectFromType(t)
 		for name, def := range sub.Definitions {
@@ -106,6 +97,10 @@ func reportSchema() *jsonschema.Schema {
 		if def == nil {
 			panic(fmt.Sprintf("schema: no definition for %s", t.Name()))
 		}
+		for pair := commonDef.Properties.Oldest(); pair != nil; pair = pair.Next() {
+			def.Properties.Set(pair.Key, pair.Value)
+		}
+		def.Required = append(def.Required, commonDef.Required...)
 		def.Properties.Set("kind", &jsonschema.Schema{Const: kind})
 	}
 	seen := map[reflect.Type]bool{}

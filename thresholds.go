@@ -139,6 +139,11 @@ func lookupMetric(k kindSpec, name string) (metricDef, bool) {
 	if i := slices.IndexFunc(defs, func(d metricDef) bool { return d.name == name }); i >= 0 {
 		return defs[i], true
 	}
+	if k.name == "mix" {
+		if def, ok := mixMetric(name); ok {
+			return def, true
+		}
+	}
 	sub := statusMetric.FindStringSubmatch(name)
 	if sub == nil || !k.requests {
 		return metricDef{}, false

@@ -148,6 +148,9 @@ type downloadSource struct {
 	rt        http.RoundTripper
 	pol       retryPolicy
 	userAgent string
+	// check keeps what loadtest.py's checks look at: the Location and
+	// the start of a 404's body.
+	check bool
 }
 
 func (src *downloadSource) job(ctx context.Context, i int, s slot) downloadOutcome {
@@ -157,7 +160,11 @@ func (src *downloadSource) job(ctx context.Context, i int, s slot) downloadOutco
 	if c, ok := src.codes[qs.debugKey(q)]; ok {
 		target += "?" + c
 	}
-	return download(ctx, src.rt, src.pol, target, src.userAgent, int(q.expect), s)
+	o := download(ctx, src.rt, src.pol, target, src.userAgent, int(q.expect), s, src.check)
+	if src.check {
+		o.checkAnswer(qs.path(q))
+	}
+	return o
 }
 
 // downloadOutcome is what one job did.
@@ -165,10 +172,39 @@ type downloadOutcome struct {
 	exchange
 	expect    int
 	debugTime string // "" when the header was absent
+	// With checks (the mix step): the answer's Location, the start of its
+	// body, and what loadtest.py's checks found wrong ("" for nothing).
+	location, body, checkFailure string
 }
 
-func download(ctx context.Context, rt http.RoundTripper, pol retryPolicy, target, userAgent string, expect int, s slot) downloadOutcome {
+// checkAnswer runs loadtest.py's checks on an answer to the query path
+// (symbol/debugid/file): the status is 302 or 404, a 302's Location
+// holds the path, a 404's body says "Symbol Not Found".
+func (o *downloadOutcome) checkAnswer(path string) {
+	switch {
+	case o.Status == 0 || o.Class == classCancelled:
+	case o.Status == http.StatusFound && !strings.Contains(o.location, path):
+		o.checkFailure = fmt.Sprintf("302 for %s redirects to %q", path, o.location)
+	case o.Status == http.StatusNotFound && !strings.Contains(o.body, "Symbol Not Found"):
+		o.checkFailure = fmt.Sprintf("404 for %s without \"Symbol Not Found\": %q", path, shorten(o.body, 60))
+	case o.Status != http.StatusFound && o.Status != http.StatusNotFound:
+		o.checkFailure = fmt.Sprintf("status %d for %s, want 302 or 404", o.Status, path)
+	}
+}
+
+func download(ctx context.Context, rt http.RoundTripper, pol retryPolicy, target, userAgent string, expect int, s slot, check bool) downloadOutcome {
 	o := downloadOutcome{exchange: start(s), expect: expect}
+	read := discardBody
+	if check {
+		read = func(resp *http.Response) error {
+			b, err := io.ReadAll(io.LimitReader(resp.Body, 4096))
+			o.body = string(b)
+			if err == nil {
+				_, err = io.Copy(io.Discard, resp.Body)
+			}
+			return err
+		}
+	}
 	resp, attempts, err := send(ctx, rt, pol, func(ctx context.Context) (*http.Request, error) {
 		req, err := http.NewRequestWithContext(ctx, http.MethodGet, target, nil)
 		if err != nil {
@@ -177,10 +213,10 @@ func download(ctx context.Context, rt http.RoundTripper, pol retryPolicy, target
 		req.Header.Set("Debug", "true")
 		req.Header.Set("User-Agent", userAgent)
 		return req, nil
-	}, discardBody)
+	}, read)
 	status := 0
 	if err == nil {
-		status, o.debugTime = resp.StatusCode, resp.Header.Get("Debug-Time")
+		status, o.debugTime, o.location = resp.StatusCode, resp.Header.Get("Debug-Time"), resp.Header.Get("Location")
 	}
 	o.end(status, attempts, err)
 	return o

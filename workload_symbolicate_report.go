@@ -254,8 +254,8 @@ func (r *SymbolicateResult) writeTable(w io.Writer) error {
 	}
 	if c.NotDownloadingTotalS != nil {
 		concl = append(concl,
-			[2]string{"Total time NOT downloading or querying cache", strconv.FormatFloat(*c.NotDownloadingTotalS, 'f', 3, 64) + "s"},
-			[2]string{"Average time NOT downloading or querying cache", strconv.FormatFloat(*c.NotDownloadingAvgS, 'f', 3, 64) + "s"})
+			[2]string{"Total time NOT downloading or querying cache", seconds(*c.NotDownloadingTotalS)},
+			[2]string{"Average time NOT downloading or querying cache", seconds(*c.NotDownloadingAvgS)})
 	}
 	if len(concl) == 0 {
 		return nil
