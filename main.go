@@ -115,12 +115,15 @@ func signalName(sig os.Signal) string {
 	return sig.String()
 }
 
-// exitCode prints err once, as "teckenrun: err", and chooses the exit code.
+// exitCode prints err once, as "teckenrun: err" (each line of it, such as
+// each failed step, so prefixed), and chooses the exit code.
 func exitCode(err error, stderr io.Writer) int {
 	if err == nil || errors.Is(err, flag.ErrHelp) {
 		return exitOK
 	}
-	fmt.Fprintf(stderr, "teckenrun: %v\n", err)
+	for _, line := range strings.Split(err.Error(), "\n") {
+		fmt.Fprintf(stderr, "teckenrun: %s\n", line)
+	}
 	var ue usageError
 	var te thresholdsError
 	var re regressionError

@@ -106,13 +106,16 @@ func runPlan(ctx context.Context, plan *Plan, steps []int, rs runSettings) (*Rep
 		defer stop()
 		rc.embeddedS3 = url
 	}
-	var failed []string
+	var failed []error
+	stopped := false // an earlier step failed, and the plan stops on errors
 	for _, i := range steps {
-		if ctx.Err() != nil {
-			break
-		}
 		st := &plan.Steps[i]
 		w := st.workloads()[0]
+		if stopped || ctx.Err() != nil { // listed, with the kind's empty result
+			k, _ := kindByName(w.kind())
+			report.Steps = append(report.Steps, StepReport{Kind: w.kind(), Name: st.Name, result: k.result()})
+			continue
+		}
 		src := rc
 		src.stepIndex, src.stepName = i, st.Name
 		t0 := time.Now()
@@ -121,7 +124,7 @@ func runPlan(ctx context.Context, plan *Plan, steps []int, rs runSettings) (*Rep
 			k, _ := kindByName(w.kind())
 			res = k.result()
 		}
-		sr := StepReport{Kind: w.kind(), Name: st.Name, OK: err == nil && ctx.Err() == nil,
+		sr := StepReport{Kind: w.kind(), Name: st.Name, OK: err == nil && ctx.Err() == nil, Ran: true,
 			DurationS: time.Since(t0).Seconds(), result: res, interrupted: ctx.Err() != nil}
 		switch {
 		case sr.interrupted:
@@ -134,12 +137,10 @@ func runPlan(ctx context.Context, plan *Plan, steps []int, rs runSettings) (*Rep
 		case err != nil:
 			msg := err.Error()
 			sr.Error = &msg
-			failed = append(failed, st.Name)
+			failed = append(failed, stepError{name: st.Name, kind: w.kind(), err: err})
 		}
 		report.Steps = append(report.Steps, sr)
-		if err != nil && plan.StopOnError {
-			break
-		}
+		stopped = err != nil && plan.StopOnError
 	}
 	report.Interrupted = ctx.Err() != nil
 	report.OK = len(failed) == 0 && !report.Interrupted
@@ -148,11 +149,23 @@ func runPlan(ctx context.Context, plan *Plan, steps []int, rs runSettings) (*Rep
 	report.DurationS = ended.Sub(started).Seconds()
 	switch {
 	case report.Interrupted:
-		return report, fmt.Errorf("%w; the report shows what finished", interruptOf(ctx))
+		return report, errors.Join(append(failed, fmt.Errorf("%w; the report shows what finished", interruptOf(ctx)))...)
 	case len(failed) > 0:
-		return report, fmt.Errorf("step %s failed", strings.Join(failed, ", "))
+		return report, errors.Join(failed...)
 	}
 	return report, nil
+}
+
+// stepError is a step's failure as stderr shows it, on one line: which
+// step, of which kind, and why. It does not unwrap the step's error, so
+// that a failed step exits 1 whatever its error wraps.
+type stepError struct {
+	name, kind string
+	err        error
+}
+
+func (e stepError) Error() string {
+	return fmt.Sprintf("step %s (%s) failed: %s", e.name, e.kind, strings.ReplaceAll(e.err.Error(), "\n", "; "))
 }
 
 // runState is what the steps of one run hand on to later steps, and the
