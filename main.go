@@ -5,8 +5,8 @@
 //
 //	teckenrun plans/demo.yaml
 //
-// On a terminal it prints tables and a progress line; when stdout is piped
-// it prints one JSON document. With "host: embedded" it starts a built-in
+// On a terminal it prints tables; when stdout is piped it prints one JSON
+// document. Progress goes to stderr (-quiet turns it off). With "host: embedded" it starts a built-in
 // Tecken emulator on 127.0.0.1, so every step can be tried without a
 // server or credentials. See README.md.
 package main
@@ -153,6 +153,7 @@ type options struct {
 	grace    time.Duration
 	version  bool
 	cpuprof  string
+	quiet    bool
 	// baseline is a previous report to compare the run with.
 	baseline        string
 	tolerance       tolerance
@@ -187,6 +188,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, []string, error) {
 	fs.Var(&o.tolerance, "tolerance", "with -baseline, how much worse a figure may get (`PERCENT`, default 10%)")
 	fs.BoolVar(&o.baselineAnyPlan, "baseline-any-plan", false, "with -baseline, accept a report of another plan")
 	fs.BoolVar(&o.version, "version", false, "print the version and exit")
+	fs.BoolVar(&o.quiet, "quiet", false, "report no progress on stderr (errors still are)")
 	fs.StringVar(&o.cpuprof, "cpuprofile", "", "write a CPU profile of the run to `FILE` (for go tool pprof)")
 	// The flag package would print a parse error and the usage; exitCode
 	// prints the error once instead, and only -h prints the usage.
@@ -314,10 +316,10 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		defer pprof.StopCPUProfile()
 	}
 	var progressTo io.Writer
-	if term.stderr {
+	if !o.quiet {
 		progressTo = stderr
 	}
-	report, runErr := runPlan(ctx, plan, steps, runSettings{stdin: stdin, grace: o.grace, progressTo: progressTo})
+	report, runErr := runPlan(ctx, plan, steps, runSettings{stdin: stdin, grace: o.grace, progressTo: progressTo, live: term.stderr})
 	if report != nil {
 		selected := map[string]bool{}
 		for _, i := range steps {

@@ -39,9 +39,15 @@ type workload interface {
 
 // runSettings are the parts of a run that come from flags, not the plan.
 type runSettings struct {
-	stdin      io.Reader
-	grace      time.Duration
-	progressTo io.Writer // nil: no progress line
+	stdin io.Reader
+	grace time.Duration
+	// progressTo is where steps report their progress (stderr); nil for
+	// none (-quiet).
+	progressTo io.Writer
+	// live says progressTo is a terminal: a line redrawn in place, rather
+	// than a status line every statusEvery.
+	live  bool
+	clock clock // nil: the real clock
 }
 
 // selectSteps returns the indexes of the steps to run: all, or those
@@ -82,7 +88,7 @@ func runPlan(ctx context.Context, plan *Plan, steps []int, rs runSettings) (*Rep
 	state := &runState{}
 	defer state.cleanup()
 	rc := runContext{state: state, plan: plan, host: strings.TrimSuffix(plan.Host, "/"), symHost: strings.TrimSuffix(plan.SymbolicationHost, "/"),
-		seed: seed, grace: rs.grace, progressTo: rs.progressTo, stdin: rs.stdin}
+		seed: seed, grace: rs.grace, stdin: rs.stdin}
 	if plan.usesEmbedded() {
 		url, stop, err := emulator.NewEmbedded().Start("127.0.0.1:0")
 		if err != nil {
@@ -119,7 +125,9 @@ func runPlan(ctx context.Context, plan *Plan, steps []int, rs runSettings) (*Rep
 		src := rc
 		src.stepIndex, src.stepName = i, st.Name
 		t0 := time.Now()
+		src.prog = startProgress(rs, st.Name)
 		res, err := w.run(ctx, &src)
+		src.prog.finish()
 		if res == nil { // failed before it did anything: still the kind's keys
 			k, _ := kindByName(w.kind())
 			res = k.result()
@@ -207,10 +215,10 @@ type runContext struct {
 	symHost              string // symbolication base URL without a trailing slash
 	seed                 uint64 // the run's seed; a step's own seed overrides it
 	grace                time.Duration
-	// progressTo is where steps draw their progress line; nil for none.
-	progressTo io.Writer
-	stepIndex  int
-	stepName   string
+	// prog reports the step's progress; nil (-quiet) reports nothing.
+	prog      *progress
+	stepIndex int
+	stepName  string
 }
 
 // token returns the Auth-Token for writes: the embedded emulator's own,
@@ -491,10 +499,10 @@ type aggregator[O any] interface {
 }
 
 // drive runs a step's jobs from src through issue, adds each outcome to
-// agg on one collector goroutine, and draws the progress line.
+// agg on one collector goroutine, and counts them for the progress line.
 func drive[O any](ctx context.Context, rc *runContext, p pace, src jobSource[O], agg aggregator[O]) error {
-	prog := startProgress(rc.progressTo, rc.stepName, p.total)
-	col := collect(4*p.concurrency, func(o O) { prog.add(agg.add(o)) })
+	rc.prog.expect(func(pl *progressPlan) { pl.total, pl.duration, pl.errors = int64(max(p.total, 0)), p.duration, true })
+	col := collect(4*p.concurrency, func(o O) { rc.prog.add(agg.add(o)) })
 	work, cancel := graceContext(ctx, rc.grace)
 	defer cancel()
 	err := issue(ctx, work, p, func(ctx context.Context, i int, s slot) error {
@@ -502,7 +510,6 @@ func drive[O any](ctx context.Context, rc *runContext, p pace, src jobSource[O],
 		return nil
 	})
 	col.close()
-	prog.finish()
 	return err
 }
 
@@ -600,68 +607,4 @@ func (c *collector[R]) send(r R) { c.ch <- r }
 func (c *collector[R]) close() {
 	close(c.ch)
 	<-c.done
-}
-
-// progress draws a one-line progress report on a terminal's stderr.
-type progress struct {
-	w      io.Writer
-	step   string
-	total  int64 // 0 when unknown; set before the drawing goroutine starts
-	done   atomic.Int64
-	failed atomic.Int64
-	start  time.Time
-	stop   chan struct{}
-	exited chan struct{}
-}
-
-// startProgress starts drawing; a nil *progress draws nothing.
-func startProgress(w io.Writer, step string, total int) *progress {
-	if w == nil {
-		return nil
-	}
-	p := &progress{w: w, step: step, total: int64(max(total, 0)), start: time.Now(), stop: make(chan struct{}), exited: make(chan struct{})}
-	go func() {
-		defer close(p.exited)
-		t := time.NewTicker(250 * time.Millisecond)
-		defer t.Stop()
-		for {
-			select {
-			case <-t.C:
-				p.draw()
-			case <-p.stop:
-				fmt.Fprint(p.w, "\r\033[K")
-				return
-			}
-		}
-	}()
-	return p
-}
-
-func (p *progress) add(failed bool) {
-	if p == nil {
-		return
-	}
-	p.done.Add(1)
-	if failed {
-		p.failed.Add(1)
-	}
-}
-
-func (p *progress) draw() {
-	elapsed := time.Since(p.start)
-	done := p.done.Load()
-	of := ""
-	if total := p.total; total > 0 {
-		of = fmt.Sprintf("/%d", total)
-	}
-	fmt.Fprintf(p.w, "\r\033[K%s: %d%s done, %d failed, %.0f/s, %s", p.step, done, of, p.failed.Load(),
-		float64(done)/max(elapsed.Seconds(), 1e-9), elapsed.Round(time.Second))
-}
-
-func (p *progress) finish() {
-	if p == nil {
-		return
-	}
-	close(p.stop)
-	<-p.exited
 }
