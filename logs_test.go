@@ -3,9 +3,13 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
+	"syscall"
 	"testing"
 )
 
@@ -135,6 +139,31 @@ func TestBaselineSkipsStepsNotRun(t *testing.T) {
 	for _, row := range c.Rows {
 		if row.Step == "download" || row.Step == "download-uploaded" {
 			t.Errorf("compared a step not run: %+v", row)
+		}
+	}
+}
+
+// TestStepErrorsKeepExitCodes: a failed step exits 1 whatever its error
+// wraps; joined with an interrupt it exits as the interrupt does, and
+// each line on stderr is prefixed.
+func TestStepErrorsKeepExitCodes(t *testing.T) {
+	failed := stepError{name: "dl", kind: "download", err: usageErrorf("two\nlines")}
+	for _, tt := range []struct {
+		err   error
+		code  int
+		lines []string
+	}{
+		{failed, exitFailed, []string{"teckenrun: step dl (download) failed: two; lines"}},
+		{errors.Join(failed, fmt.Errorf("%w; the report shows what finished", interrupted{syscall.SIGHUP})), exitHangup,
+			[]string{"teckenrun: step dl (download) failed: two; lines", "teckenrun: interrupted by SIGHUP; the report shows what finished"}},
+		{errors.Join(failed, fmt.Errorf("%w; the report shows what finished", interrupted{os.Interrupt})), exitInterrupted, nil},
+	} {
+		var msg bytes.Buffer
+		if code := exitCode(tt.err, &msg); code != tt.code {
+			t.Errorf("%v: exit %d, want %d", tt.err, code, tt.code)
+		}
+		if got := strings.Split(strings.TrimSuffix(msg.String(), "\n"), "\n"); tt.lines != nil && !slices.Equal(got, tt.lines) {
+			t.Errorf("stderr %q, want %q", got, tt.lines)
 		}
 	}
 }
