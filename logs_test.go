@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -165,5 +166,20 @@ func TestStepErrorsKeepExitCodes(t *testing.T) {
 		if got := strings.Split(strings.TrimSuffix(msg.String(), "\n"), "\n"); tt.lines != nil && !slices.Equal(got, tt.lines) {
 			t.Errorf("stderr %q, want %q", got, tt.lines)
 		}
+	}
+}
+
+// TestInterruptedRunListsStepsNotRun: the steps an interrupt kept from
+// starting are listed as not run too.
+func TestInterruptedRunListsStepsNotRun(t *testing.T) {
+	ctx, cancel := context.WithCancelCause(t.Context())
+	cancel(interrupted{os.Interrupt})
+	r, _, err := runPlanAs[map[string]any](t, ctx, "host: embedded\nsteps:\n  - make-stacks: {from: embedded, count: 1}\n  - symbolicate: {}\n", nil, nil)
+	if code := exitCode(err, new(bytes.Buffer)); code != exitInterrupted || r == nil {
+		t.Fatalf("exit %d (%v)", code, err)
+	}
+	steps := (*r)["steps"].([]any)
+	if len(steps) != 2 || steps[0].(map[string]any)["ran"] != false || steps[1].(map[string]any)["ran"] != false || (*r)["interrupted"] != true {
+		t.Errorf("report %v", *r)
 	}
 }

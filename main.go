@@ -6,9 +6,9 @@
 //	teckenrun plans/demo.yaml
 //
 // On a terminal it prints tables; when stdout is piped it prints one JSON
-// document. Progress goes to stderr (-quiet turns it off). With "host: embedded" it starts a built-in
-// Tecken emulator on 127.0.0.1, so every step can be tried without a
-// server or credentials. See README.md.
+// document. Progress goes to stderr (-quiet turns it off). With
+// "host: embedded" it starts a built-in Tecken emulator on 127.0.0.1, so
+// every step can be tried without a server or credentials. See README.md.
 package main
 
 import (
