@@ -26,7 +26,7 @@ type Comparison struct {
 	Regressions int `json:"regressions"`
 	// Rows compare one figure of one step; [] when no step is in both.
 	Rows []ComparisonRow `json:"rows"`
-	// MissingSteps are steps in only one of the two reports.
+	// MissingSteps are steps that ran in only one of the two reports.
 	MissingSteps []MissingStep `json:"missing_steps"`
 }
 
@@ -51,7 +51,7 @@ type ComparisonRow struct {
 // MissingStep is a step that only one of the reports has.
 type MissingStep struct {
 	Step string `json:"step"`
-	// In is "baseline" or "run": the report that has the step.
+	// In is "baseline" or "run": the report in which the step ran.
 	In string `json:"in"`
 }
 
@@ -82,7 +82,10 @@ func compareReports(base, run *Report, baseName string, tolerance float64) *Comp
 	c := &Comparison{Baseline: baseName, BaselinePlanSHA256: base.PlanSHA256, TolerancePct: tolerance * 100,
 		Rows: []ComparisonRow{}, MissingSteps: []MissingStep{}}
 	for _, s := range run.Steps {
-		i := slices.IndexFunc(base.Steps, func(b StepReport) bool { return b.Name == s.Name })
+		if !s.Ran {
+			continue // listed below if it ran in the baseline
+		}
+		i := slices.IndexFunc(base.Steps, func(b StepReport) bool { return b.Name == s.Name && b.Ran })
 		if i < 0 {
 			c.MissingSteps = append(c.MissingSteps, MissingStep{Step: s.Name, In: "run"})
 			continue
@@ -121,7 +124,7 @@ func compareReports(base, run *Report, baseName string, tolerance float64) *Comp
 		}
 	}
 	for _, b := range base.Steps {
-		if !slices.ContainsFunc(run.Steps, func(s StepReport) bool { return s.Name == b.Name }) {
+		if b.Ran && !slices.ContainsFunc(run.Steps, func(s StepReport) bool { return s.Name == b.Name && s.Ran }) {
 			c.MissingSteps = append(c.MissingSteps, MissingStep{Step: b.Name, In: "baseline"})
 		}
 	}

@@ -5,10 +5,10 @@
 //
 //	teckenrun plans/demo.yaml
 //
-// On a terminal it prints tables and a progress line; when stdout is piped
-// it prints one JSON document. With "host: embedded" it starts a built-in
-// Tecken emulator on 127.0.0.1, so every step can be tried without a
-// server or credentials. See README.md.
+// On a terminal it prints tables; when stdout is piped it prints one JSON
+// document. Progress goes to stderr (-quiet turns it off). With
+// "host: embedded" it starts a built-in Tecken emulator on 127.0.0.1, so
+// every step can be tried without a server or credentials. See README.md.
 package main
 
 import (
@@ -117,12 +117,15 @@ func signalName(sig os.Signal) string {
 	return sig.String()
 }
 
-// exitCode prints err once, as "teckenrun: err", and chooses the exit code.
+// exitCode prints err once, as "teckenrun: err" (each line of it, such as
+// each failed step, so prefixed), and chooses the exit code.
 func exitCode(err error, stderr io.Writer) int {
 	if err == nil || errors.Is(err, flag.ErrHelp) {
 		return exitOK
 	}
-	fmt.Fprintf(stderr, "teckenrun: %v\n", err)
+	for _, line := range strings.Split(err.Error(), "\n") {
+		fmt.Fprintf(stderr, "teckenrun: %s\n", line)
+	}
 	var ue usageError
 	var te thresholdsError
 	var re regressionError
@@ -152,6 +155,7 @@ type options struct {
 	grace    time.Duration
 	version  bool
 	cpuprof  string
+	quiet    bool
 	// baseline is a previous report to compare the run with.
 	baseline        string
 	tolerance       tolerance
@@ -187,6 +191,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, []string, error) {
 	fs.Var(&o.tolerance, "tolerance", "with -baseline, how much worse a figure may get (`PERCENT`, default 10%)")
 	fs.BoolVar(&o.baselineAnyPlan, "baseline-any-plan", false, "with -baseline, accept a report of another plan")
 	fs.BoolVar(&o.version, "version", false, "print the version and exit")
+	fs.BoolVar(&o.quiet, "quiet", false, "report no progress on stderr (errors still are)")
 	fs.StringVar(&o.cpuprof, "cpuprofile", "", "write a CPU profile of the run to `FILE` (for go tool pprof)")
 	pushURL := fs.String("push", "", "after the run, push its metrics to the Prometheus Pushgateway at `URL` (job teckenrun, grouped by plan)")
 	// The flag package would print a parse error and the usage; exitCode
@@ -322,10 +327,10 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		defer pprof.StopCPUProfile()
 	}
 	var progressTo io.Writer
-	if term.stderr {
+	if !o.quiet {
 		progressTo = stderr
 	}
-	rs := runSettings{stdin: stdin, grace: o.grace, progressTo: progressTo}
+	rs := runSettings{stdin: stdin, grace: o.grace, progressTo: progressTo, live: term.stderr}
 	if term.stdin {
 		rs.stdinPrompt = stderr
 	}

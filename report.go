@@ -66,8 +66,12 @@ type Report struct {
 type StepReport struct {
 	Kind string `json:"kind"`
 	Name string `json:"name"`
-	// OK is false when the step failed or was interrupted.
+	// OK is false when the step failed, was interrupted or did not run.
 	OK bool `json:"ok"`
+	// Ran is false for a step that did not run because an earlier one
+	// failed (stop_on_error) or the run was interrupted; its result then
+	// holds the kind's empty values.
+	Ran bool `json:"ran"`
 	// Error says why the step failed; null when it did not.
 	Error     *string `json:"error"`
 	DurationS float64 `json:"duration_s"`
@@ -104,7 +108,7 @@ func (s StepReport) MarshalJSON() ([]byte, error) {
 // UnmarshalJSON reads the common fields, then the kind's fields into the
 // result type that the registry gives for the kind.
 func (s *StepReport) UnmarshalJSON(data []byte) error {
-	var c stepCommon
+	c := stepCommon{Ran: true} // reports from before "ran" list only steps that ran
 	if err := json.Unmarshal(data, &c); err != nil {
 		return err
 	}
@@ -190,6 +194,12 @@ func tableReport(w io.Writer, r *Report) error {
 		return err
 	}
 	for _, s := range r.Steps {
+		if !s.Ran {
+			if _, err := fmt.Fprintf(w, "\n== %s (%s): not run ==\n", s.Name, s.Kind); err != nil {
+				return err
+			}
+			continue
+		}
 		state := "ok"
 		switch {
 		case s.interrupted:

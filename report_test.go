@@ -60,20 +60,22 @@ func goldenReport() *Report {
 	up.add(UploadRecord{skipped: &SkippedUpload{File: "c.zip", Bytes: 3 << 30, Reason: "over max_size 1000mb"}})
 	up.res.Metrics = up.m.Summary()
 	msg := "1 of 2 uploads failed"
+	notRun, _ := kindByName("download") // after the failed upload, with stop_on_error
 	return &Report{SchemaVersion: reportSchemaVersion, Version: "test", Plan: "golden", PlanSHA256: strings.Repeat("ab", 32),
 		Host: "http://127.0.0.1:8000", OK: false, StartedAt: t0, EndedAt: t0.Add(3500 * time.Millisecond),
 		DurationS: 3.5, Seed: 42, Steps: []StepReport{
-			{Kind: "download", Name: "download", OK: true, DurationS: 2, result: dlRes},
-			{Kind: "make-stacks", Name: "make-stacks", OK: true, DurationS: 0.25, result: &MakeStacksResult{OutDir: "/tmp/stacks", Files: 3, Modules: 2, Frames: 13, UnknownModuleFrames: 1, NoModuleFrames: 1}},
-			{Kind: "symbolicate", Name: "symbolicate", OK: true, DurationS: 1, result: symRes},
-			{Kind: "list-zips", Name: "list-zips", OK: true, DurationS: 0.1, result: &ListZipsResult{
+			{Kind: "download", Name: "download", OK: true, Ran: true, DurationS: 2, result: dlRes},
+			{Kind: "make-stacks", Name: "make-stacks", OK: true, Ran: true, DurationS: 0.25, result: &MakeStacksResult{OutDir: "/tmp/stacks", Files: 3, Modules: 2, Frames: 13, UnknownModuleFrames: 1, NoModuleFrames: 1}},
+			{Kind: "symbolicate", Name: "symbolicate", OK: true, Ran: true, DurationS: 1, result: symRes},
+			{Kind: "list-zips", Name: "list-zips", OK: true, Ran: true, DurationS: 0.1, result: &ListZipsResult{
 				Zips:       []ZipURL{{URL: "https://firefox-ci-tc.services.mozilla.com/api/queue/v1/task/abc/artifacts/public/build/target.crashreporter-symbols.zip", Size: 123 << 20}},
 				Namespaces: 2, Expired: 1, Skipped: []SkippedZip{{URL: "https://example.invalid/x.zip", Reason: "over max_size"}}}},
-			{Kind: "make-zips", Name: "make-zips", OK: true, DurationS: 0.2, result: &MakeZipsResult{
+			{Kind: "make-zips", Name: "make-zips", OK: true, Ran: true, DurationS: 0.2, result: &MakeZipsResult{
 				Zips: []MadeZip{{Path: "/tmp/zips/a.zip", Files: 4, Bytes: 256 << 10}}, FailedFiles: []FailedFile{},
 				ZipBytesPerS: ptr(float64(10 << 20)), SaveDir: "/tmp/zips"}},
-			{Kind: "mix", Name: "mix", OK: true, DurationS: 0.03, result: mixRes},
-			{Kind: "upload", Name: "upload", OK: false, Error: &msg, DurationS: 0.5, result: up.res},
+			{Kind: "mix", Name: "mix", OK: true, Ran: true, DurationS: 0.03, result: mixRes},
+			{Kind: "upload", Name: "upload", OK: false, Ran: true, Error: &msg, DurationS: 0.5, result: up.res},
+			{Kind: "download", Name: "download-uploaded", result: notRun.result()},
 		},
 		Thresholds: []ThresholdResult{
 			{Expr: "download.p95 < 800ms", Value: ptr(0.1), Unit: "s", OK: ptr(true)},
@@ -195,7 +197,9 @@ func TestEmptyResultsHaveEveryKey(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, s := range golden.Steps {
-		full[s["kind"].(string)] = s
+		if s["ran"] == true { // a step that did not run has an empty result
+			full[s["kind"].(string)] = s
+		}
 	}
 	for _, k := range kinds {
 		b, err := json.Marshal(StepReport{Kind: k.name, Name: k.name, result: k.result()})

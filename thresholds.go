@@ -295,7 +295,7 @@ func evaluate(ts []threshold, r *Report, selected map[string]bool) []ThresholdRe
 		switch {
 		case !selected[t.step]:
 			res.Note = "step not selected with -only"
-		case i < 0:
+		case i < 0 || !r.Steps[i].Ran:
 			res.Note = "step did not run"
 			res.OK = ptr(false)
 		default:

@@ -251,7 +251,7 @@ func TestDownloadTransportErrors(t *testing.T) {
 	url := ln.URL
 	ln.Close()
 	r, err := runJSON(t, context.Background(), downloadPlan(url, "      max_requests: 2\n      concurrency: 2\n"), downloadFiles)
-	if err == nil || !strings.Contains(err.Error(), "step download failed") {
+	if err == nil || !strings.Contains(err.Error(), "step download (download) failed: all 2 requests failed") {
 		t.Fatalf("run error %v, want the step to fail", err)
 	}
 	s := r.Steps[0]

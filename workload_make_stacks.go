@@ -109,6 +109,7 @@ func (m *MakeStacksStep) run(ctx context.Context, rc *runContext) (stepResult, e
 	seed := rc.stepSeed(m.Seed, rc.stepIndex)
 	rng := rand.New(rand.NewPCG(seed, seed>>32|1))
 	res := &MakeStacksResult{OutDir: out, Modules: len(mods)}
+	rc.prog.expect(func(pl *progressPlan) { pl.total, pl.unit = int64(*m.Count), "files" })
 	for i := range *m.Count {
 		if ctx.Err() != nil {
 			return res, ctx.Err()
@@ -119,6 +120,7 @@ func (m *MakeStacksStep) run(ctx context.Context, rc *runContext) (stepResult, e
 			return res, err
 		}
 		res.Files++
+		rc.prog.add(false)
 	}
 	rc.state.stacksDir = out
 	return res, nil

@@ -199,8 +199,9 @@ func (m *MakeZipsStep) run(ctx context.Context, rc *runContext) (stepResult, err
 	seed := rc.stepSeed(m.Seed, rc.stepIndex)
 	rng := rand.New(rand.NewPCG(seed, seed>>32|1))
 	start := time.Now()
+	rc.prog.expect(func(pl *progressPlan) { pl.total, pl.unit, pl.bytes = int64(*m.Number), "zips", "written" })
 	if m.Source == "synthetic" {
-		err = m.synthetic(ctx, dir, rng, res)
+		err = m.synthetic(ctx, rc.prog, dir, rng, res)
 	} else {
 		err = m.fromUploads(ctx, rc, dir, rng, res)
 	}
@@ -225,12 +226,12 @@ func (m *MakeZipsStep) run(ctx context.Context, rc *runContext) (stepResult, err
 // synthetic writes number zips of deterministic, symbolicatable Breakpad
 // files (valid MODULE/INFO/FILE/FUNC/PUBLIC records) until each zip
 // reaches zip_size on disk.
-func (m *MakeZipsStep) synthetic(ctx context.Context, dir string, rng *rand.Rand, res *MakeZipsResult) error {
+func (m *MakeZipsStep) synthetic(ctx context.Context, prog *progress, dir string, rng *rand.Rand, res *MakeZipsResult) error {
 	for range *m.Number {
 		seed := rng.Uint64()
 		name := filepath.Join(dir, fmt.Sprintf("teckenrun-synthetic-%016x.zip", seed))
 		files := 0
-		err := writeZipAtomic(name, func(zw *zip.Writer, size func() int64) error {
+		err := writeZipAtomic(name, prog, func(zw *zip.Writer, size func() int64) error {
 			var err error
 			files, err = m.syntheticMembers(ctx, zw, size, seed)
 			return err
@@ -243,6 +244,7 @@ func (m *MakeZipsStep) synthetic(ctx context.Context, dir string, rng *rand.Rand
 			return err
 		}
 		res.Zips = append(res.Zips, MadeZip{Path: name, Files: files, Bytes: info.Size()})
+		prog.add(false)
 	}
 	return nil
 }
@@ -344,10 +346,10 @@ func compressModule(mod breakpad.Module) compressedMember {
 
 // writeZipAtomic writes a DEFLATE zip through a temporary file renamed
 // into place when complete: a crash or an error never leaves half a zip.
-// size reports the bytes written to disk so far.
-func writeZipAtomic(path string, fill func(zw *zip.Writer, size func() int64) error) error {
+// size reports the bytes written to disk so far, which prog counts.
+func writeZipAtomic(path string, prog *progress, fill func(zw *zip.Writer, size func() int64) error) error {
 	return writeFileAtomic(path, func(w io.Writer) error {
-		cw := &countingWriter{w: w}
+		cw := &countingWriter{w: w, prog: prog}
 		zw := zip.NewWriter(cw)
 		// Zips to upload need not be small: the fastest DEFLATE level keeps
 		// writing them from being the bottleneck.
@@ -362,13 +364,15 @@ func writeZipAtomic(path string, fill func(zw *zip.Writer, size func() int64) er
 }
 
 type countingWriter struct {
-	w io.Writer
-	n int64
+	w    io.Writer
+	n    int64
+	prog *progress
 }
 
 func (c *countingWriter) Write(p []byte) (int, error) {
 	n, err := c.w.Write(p)
 	c.n += int64(n)
+	c.prog.addBytes(n)
 	return n, err
 }
 
@@ -498,6 +502,7 @@ func (m *MakeZipsStep) fromUploads(ctx context.Context, rc *runContext, dir stri
 		return fmt.Errorf("no upload in %s is under max_size %s and not saved already", m.Records, m.MaxSize)
 	}
 	rng.Shuffle(len(candidates), func(i, j int) { candidates[i], candidates[j] = candidates[j], candidates[i] })
+	rc.prog.expect(func(pl *progressPlan) { pl.total = int64(min(*m.Number, len(candidates))) })
 	f, err := m.newFetcher(ctx, rc)
 	if err != nil {
 		return err
@@ -556,7 +561,7 @@ func (m *MakeZipsStep) zipUpload(ctx context.Context, rc *runContext, f fetcher,
 		keys = append(keys, key)
 	}
 	files := 0
-	err = writeZipAtomic(zipPath, func(zw *zip.Writer, _ func() int64) error {
+	err = writeZipAtomic(zipPath, rc.prog, func(zw *zip.Writer, _ func() int64) error {
 		var writeErr error
 		col := collect(*m.Concurrency, func(ff fetchedFile) {
 			if ff.err != nil {
@@ -607,6 +612,7 @@ func (m *MakeZipsStep) zipUpload(ctx context.Context, rc *runContext, f fetcher,
 		return err
 	}
 	res.Zips = append(res.Zips, MadeZip{Path: zipPath, Files: files, Bytes: info.Size()})
+	rc.prog.add(false)
 	return nil
 }
 

@@ -7,8 +7,6 @@ import (
 	"math"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -192,17 +190,8 @@ func TestMixScenarioSequence(t *testing.T) {
 }
 
 func TestMixNeedsAScenario(t *testing.T) {
-	_, stderr, err := runArgs(t, terminal{}, "-validate", writePlan(t, "host: embedded\nsteps:\n  - mix: {duration: 1s, scenarios: {}}\n"))
+	_, stderr, err := runArgs(t, terminal{}, "-validate", writePlan(t, "host: embedded\nsteps:\n  - mix: {duration: 1s, scenarios: {}}\n", nil))
 	if err == nil || !strings.Contains(err.Error(), "steps[0].mix.scenarios: needs download, symbolicate or both") {
 		t.Errorf("%v %s", err, stderr)
 	}
-}
-
-func writePlan(t *testing.T, plan string) string {
-	t.Helper()
-	path := filepath.Join(t.TempDir(), "plan.yaml")
-	if err := os.WriteFile(path, []byte(plan), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return path
 }

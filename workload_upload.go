@@ -296,11 +296,16 @@ func (u *UploadStep) run(ctx context.Context, rc *runContext) (stepResult, error
 				l.release()
 			}
 		}()
+		var total int64
 		for _, l := range locks {
+			if info, err := os.Stat(l.zip); err == nil {
+				total += info.Size()
+			}
 			jobs = append(jobs, func(ctx context.Context) UploadRecord {
 				return u.uploadFile(ctx, tr, pol, rc, endpoint, token, lk, l)
 			})
 		}
+		rc.prog.expect(func(pl *progressPlan) { pl.bytes, pl.totalBytes = "sent", total })
 	}
 	p := pace{concurrency: *u.Concurrency, total: len(jobs)}
 	agg := &uploadAgg{requests: newRequests(p), res: res, state: rc.state}
@@ -474,7 +479,7 @@ func (u *UploadStep) uploadFile(ctx context.Context, rt http.RoundTripper, pol r
 	mp := newMultipart(fields, field, info.Size())
 	rec.ex = ptr(start(slot{sent: time.Now()}))
 	resp, attempts, err := send(ctx, rt, pol, func(ctx context.Context) (*http.Request, error) {
-		req, err := http.NewRequestWithContext(ctx, http.MethodPost, endpoint, mp.body(f))
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, endpoint, rc.prog.countReads(mp.body(f)))
 		if err != nil {
 			return nil, err
 		}

@@ -93,7 +93,7 @@ func TestUploadErrorsSurfaceWithTheServersText(t *testing.T) {
 	writeZip(t, dir, "qcom.zip", map[string][]byte{"qcom/proprietary/a/b": []byte("x")})
 	good, _ := goodZip(t, dir, "good.zip", 1)
 	r, _, err := runUpload(t, context.Background(), uploadPlan(ts.URL, "      zips_dir: "+dir+"\n      number: 10\n      delete_uploaded: true\n      backoff: 1ms\n"), nil)
-	if err == nil || !strings.Contains(err.Error(), "step upload failed") {
+	if err == nil || !strings.Contains(err.Error(), "step upload (upload) failed: 4 of 5 uploads failed") {
 		t.Fatalf("run error %v", err)
 	}
 	s := r.Steps[0]

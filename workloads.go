@@ -41,9 +41,15 @@ type workload interface {
 
 // runSettings are the parts of a run that come from flags, not the plan.
 type runSettings struct {
-	stdin      io.Reader
-	grace      time.Duration
-	progressTo io.Writer // nil: no progress line
+	stdin io.Reader
+	grace time.Duration
+	// progressTo is where steps report their progress (stderr); nil for
+	// none (-quiet).
+	progressTo io.Writer
+	// live says progressTo is a terminal: a line redrawn in place, rather
+	// than a status line every statusEvery.
+	live  bool
+	clock clock // nil: the real clock
 
 	// stdinPrompt is where a step that reads stdin says so, when stdin is
 	// a terminal (nil otherwise).
@@ -88,7 +94,7 @@ func runPlan(ctx context.Context, plan *Plan, steps []int, rs runSettings) (*Rep
 	state := &runState{}
 	defer state.cleanup()
 	rc := runContext{state: state, plan: plan, host: strings.TrimSuffix(plan.Host, "/"), symHost: strings.TrimSuffix(plan.SymbolicationHost, "/"),
-		seed: seed, grace: rs.grace, progressTo: rs.progressTo, stdin: rs.stdin, stdinPrompt: rs.stdinPrompt}
+		seed: seed, grace: rs.grace, stdin: rs.stdin, stdinPrompt: rs.stdinPrompt}
 	if plan.usesEmbedded() {
 		url, stop, err := emulator.NewEmbedded().Start("127.0.0.1:0")
 		if err != nil {
@@ -112,22 +118,27 @@ func runPlan(ctx context.Context, plan *Plan, steps []int, rs runSettings) (*Rep
 		defer stop()
 		rc.embeddedS3 = url
 	}
-	var failed []string
+	var failed []error
+	stopped := false // an earlier step failed, and the plan stops on errors
 	for _, i := range steps {
-		if ctx.Err() != nil {
-			break
-		}
 		st := &plan.Steps[i]
 		w := st.workloads()[0]
+		if stopped || ctx.Err() != nil { // listed, with the kind's empty result
+			k, _ := kindByName(w.kind())
+			report.Steps = append(report.Steps, StepReport{Kind: w.kind(), Name: st.Name, result: k.result()})
+			continue
+		}
 		src := rc
 		src.stepIndex, src.stepName = i, st.Name
 		t0 := time.Now()
+		src.prog = startProgress(rs, st.Name)
 		res, err := w.run(ctx, &src)
+		src.prog.finish()
 		if res == nil { // failed before it did anything: still the kind's keys
 			k, _ := kindByName(w.kind())
 			res = k.result()
 		}
-		sr := StepReport{Kind: w.kind(), Name: st.Name, OK: err == nil && ctx.Err() == nil,
+		sr := StepReport{Kind: w.kind(), Name: st.Name, OK: err == nil && ctx.Err() == nil, Ran: true,
 			DurationS: time.Since(t0).Seconds(), result: res, interrupted: ctx.Err() != nil}
 		switch {
 		case sr.interrupted:
@@ -140,12 +151,10 @@ func runPlan(ctx context.Context, plan *Plan, steps []int, rs runSettings) (*Rep
 		case err != nil:
 			msg := err.Error()
 			sr.Error = &msg
-			failed = append(failed, st.Name)
+			failed = append(failed, stepError{name: st.Name, kind: w.kind(), err: err})
 		}
 		report.Steps = append(report.Steps, sr)
-		if err != nil && plan.StopOnError {
-			break
-		}
+		stopped = err != nil && plan.StopOnError
 	}
 	report.Interrupted = ctx.Err() != nil
 	report.OK = len(failed) == 0 && !report.Interrupted
@@ -154,11 +163,23 @@ func runPlan(ctx context.Context, plan *Plan, steps []int, rs runSettings) (*Rep
 	report.DurationS = ended.Sub(started).Seconds()
 	switch {
 	case report.Interrupted:
-		return report, fmt.Errorf("%w; the report shows what finished", interruptOf(ctx))
+		return report, errors.Join(append(failed, fmt.Errorf("%w; the report shows what finished", interruptOf(ctx)))...)
 	case len(failed) > 0:
-		return report, fmt.Errorf("step %s failed", strings.Join(failed, ", "))
+		return report, errors.Join(failed...)
 	}
 	return report, nil
+}
+
+// stepError is a step's failure as stderr shows it, on one line: which
+// step, of which kind, and why. It does not unwrap the step's error, so
+// that a failed step exits 1 whatever its error wraps.
+type stepError struct {
+	name, kind string
+	err        error
+}
+
+func (e stepError) Error() string {
+	return fmt.Sprintf("step %s (%s) failed: %s", e.name, e.kind, strings.ReplaceAll(e.err.Error(), "\n", "; "))
 }
 
 // runState is what the steps of one run hand on to later steps, and the
@@ -200,10 +221,10 @@ type runContext struct {
 	symHost              string // symbolication base URL without a trailing slash
 	seed                 uint64 // the run's seed; a step's own seed overrides it
 	grace                time.Duration
-	// progressTo is where steps draw their progress line; nil for none.
-	progressTo io.Writer
-	stepIndex  int
-	stepName   string
+	// prog reports the step's progress; nil (-quiet) reports nothing.
+	prog      *progress
+	stepIndex int
+	stepName  string
 
 	stdinPrompt io.Writer // see runSettings
 }
@@ -713,10 +734,15 @@ type aggregator[O any] interface {
 }
 
 // drive runs a step's jobs from src through issue, adds each outcome to
-// agg on one collector goroutine, and draws the progress line.
+// agg on one collector goroutine, and counts them for the progress line.
 func drive[O any](ctx context.Context, rc *runContext, p pace, src jobSource[O], agg aggregator[O]) (issued, error) {
-	prog := startProgress(rc.progressTo, rc.stepName, p.total)
-	col := collect(4*p.concurrency, func(o O) { prog.add(agg.add(o)) })
+	rc.prog.expect(func(pl *progressPlan) {
+		pl.total, pl.duration, pl.errors = int64(max(p.total, 0)), p.length(), true
+		if p.scheduled() {
+			pl.target = newSchedule(p.rate, p.duration, p.stages).meanRate()
+		}
+	})
+	col := collect(4*p.concurrency, func(o O) { rc.prog.add(agg.add(o)) })
 	work, cancel := graceContext(ctx, rc.grace)
 	defer cancel()
 	is, err := issue(ctx, work, p, func(ctx context.Context, i int, s slot) error {
@@ -724,7 +750,6 @@ func drive[O any](ctx context.Context, rc *runContext, p pace, src jobSource[O],
 		return nil
 	})
 	col.close()
-	prog.finish()
 	return is, err
 }
 
@@ -827,68 +852,4 @@ func (c *collector[R]) send(r R) { c.ch <- r }
 func (c *collector[R]) close() {
 	close(c.ch)
 	<-c.done
-}
-
-// progress draws a one-line progress report on a terminal's stderr.
-type progress struct {
-	w      io.Writer
-	step   string
-	total  int64 // 0 when unknown; set before the drawing goroutine starts
-	done   atomic.Int64
-	failed atomic.Int64
-	start  time.Time
-	stop   chan struct{}
-	exited chan struct{}
-}
-
-// startProgress starts drawing; a nil *progress draws nothing.
-func startProgress(w io.Writer, step string, total int) *progress {
-	if w == nil {
-		return nil
-	}
-	p := &progress{w: w, step: step, total: int64(max(total, 0)), start: time.Now(), stop: make(chan struct{}), exited: make(chan struct{})}
-	go func() {
-		defer close(p.exited)
-		t := time.NewTicker(250 * time.Millisecond)
-		defer t.Stop()
-		for {
-			select {
-			case <-t.C:
-				p.draw()
-			case <-p.stop:
-				fmt.Fprint(p.w, "\r\033[K")
-				return
-			}
-		}
-	}()
-	return p
-}
-
-func (p *progress) add(failed bool) {
-	if p == nil {
-		return
-	}
-	p.done.Add(1)
-	if failed {
-		p.failed.Add(1)
-	}
-}
-
-func (p *progress) draw() {
-	elapsed := time.Since(p.start)
-	done := p.done.Load()
-	of := ""
-	if total := p.total; total > 0 {
-		of = fmt.Sprintf("/%d", total)
-	}
-	fmt.Fprintf(p.w, "\r\033[K%s: %d%s done, %d failed, %.0f/s, %s", p.step, done, of, p.failed.Load(),
-		float64(done)/max(elapsed.Seconds(), 1e-9), elapsed.Round(time.Second))
-}
-
-func (p *progress) finish() {
-	if p == nil {
-		return
-	}
-	close(p.stop)
-	<-p.exited
 }
