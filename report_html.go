@@ -117,12 +117,14 @@ type htmlSeries struct {
 }
 
 // distXs are the x positions, 1/(1-q), of the percentile distribution:
-// 20 a decade from 50 % (x=2) to 99.999 % (x=100000).
+// 20 a decade from 50 % (x=2) to 99.999 % (x=100000), and the reports'
+// percentiles exactly: 50, 90, 95, 99, 99.9 %.
 var distXs = func() []float64 {
-	xs := []float64{2}
+	xs := []float64{2, 20}
 	for i := 7; i <= 100; i++ { // 10^(i/20): 10^(7/20) ≈ 2.24
 		xs = append(xs, math.Pow(10, float64(i)/20))
 	}
+	slices.Sort(xs)
 	return xs
 }()
 
