@@ -58,7 +58,8 @@ type htmlFile struct {
 	// Spans place each step on the time axis, in seconds since the run
 	// started. A report has only the steps' durations: the spans are laid
 	// end to end back from the run's end (what ran before the first step,
-	// such as starting the embedded emulator, comes before them).
+	// such as starting the embedded emulator, comes before them), or from
+	// its start when the durations add up to more than the run's.
 	Spans []htmlSpan `json:"spans"`
 }
 
@@ -128,16 +129,24 @@ var distXs = func() []float64 {
 	return xs
 }()
 
-// stepSpans lays a report's steps end to end back from its end.
+// stepSpans lays a report's steps end to end back from its end, or from
+// its start when their durations add up to more than the run's (a report
+// written by hand). Times are rounded to the microsecond.
 func stepSpans(r *Report) []htmlSpan {
 	spans := make([]htmlSpan, len(r.Steps))
-	end := r.EndedAt.Sub(r.StartedAt).Seconds()
-	for i := len(r.Steps) - 1; i >= 0; i-- {
-		spans[i] = htmlSpan{Step: r.Steps[i].Name, StartS: end - r.Steps[i].DurationS, EndS: end}
-		end = spans[i].StartS
+	total := 0.0
+	for _, s := range r.Steps {
+		total += s.DurationS
+	}
+	start := max(r.EndedAt.Sub(r.StartedAt).Seconds()-total, 0)
+	for i, s := range r.Steps {
+		spans[i] = htmlSpan{Step: s.Name, StartS: roundMicro(start), EndS: roundMicro(start + s.DurationS)}
+		start += s.DurationS
 	}
 	return spans
 }
+
+func roundMicro(s float64) float64 { return math.Round(s*1e6) / 1e6 }
 
 // requestSummary returns a step's request metrics, nil for steps that
 // make no requests.
