@@ -176,7 +176,7 @@ func buildHTMLData(reports []namedReport) (*htmlData, error) {
 			{ID: id + "-rate", Type: chartLines, Title: "Achieved rate", XUnit: "s", YUnit: "/s",
 				Note: "Requests done per interval divided by the interval."},
 			{ID: id + "-latency", Type: chartLines, Title: "Response time over time (p50, p99, max)", XUnit: "s", YUnit: "s",
-				Note: "Timeline intervals carry the response time only; service time and schedule lag are in the distribution below."},
+				Note: "Timeline intervals carry the response time only; without a rate it is the service time."},
 			{ID: id + "-distribution", Type: chartDist, Title: "Latency percentile distribution", XUnit: "1/(1-q)", YUnit: "s",
 				Note: "The HdrHistogram percentile distribution from 50 % to 99.999 %, on a log axis of 1/(1-q)."},
 		}
@@ -193,6 +193,9 @@ func buildHTMLData(reports []namedReport) (*htmlData, error) {
 			m := requestSummary(s)
 			if m == nil || m.Requests == 0 {
 				continue
+			}
+			if m.ScheduleLag != nil {
+				charts[2].Note = "Timeline intervals carry the response time only (from each request's slot in the schedule); service time and schedule lag are in the distribution below."
 			}
 			series, err := stepSeries(nr, m)
 			if err != nil {
@@ -223,9 +226,13 @@ func buildHTMLData(reports []namedReport) (*htmlData, error) {
 		}
 		d.Steps = append(d.Steps, st)
 	}
-	d.Overview.XMin, d.Overview.XMax = 0, 0
+	// The overview spans the runs and every interval of their steps.
 	for _, f := range d.Files {
 		d.Overview.XMax = max(d.Overview.XMax, f.DurationS)
+	}
+	for _, s := range d.Overview.Series {
+		d.Overview.XMin = min(d.Overview.XMin, s.Points[0][0])
+		d.Overview.XMax = max(d.Overview.XMax, s.Points[len(s.Points)-1][0]+s.WidthS)
 	}
 	return d, nil
 }

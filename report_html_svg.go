@@ -180,6 +180,9 @@ func drawChart(c *htmlChart, step string, files []htmlFile) template.HTML {
 	if c.XUnit == "s" {
 		drawSpans(&b, step, files, &x)
 	}
+	// Series stay inside the plot: an interval may outlast the run.
+	fmt.Fprintf(&b, `<defs><clipPath id="c-%s"><rect x="%g" y="%g" width="%g" height="%g"/></clipPath></defs><g clip-path="url(#c-%s)">`,
+		c.ID, padL, padT-4, svgW-padL-padR, svgH-padT-padB+8, c.ID)
 	switch c.Type {
 	case chartBars:
 		drawBars(&b, c, &x, &y)
@@ -188,6 +191,7 @@ func drawChart(c *htmlChart, step string, files []htmlFile) template.HTML {
 	case chartDist:
 		drawDist(&b, c, &x, &y)
 	}
+	b.WriteString(`</g>`)
 	fmt.Fprintf(&b, `<rect class="frame" x="%g" y="%g" width="%g" height="%g"/></svg>`, padL, padT, svgW-padL-padR, svgH-padT-padB)
 	return template.HTML(b.String())
 }

@@ -253,3 +253,33 @@ func TestHTMLAfterFailedRun(t *testing.T) {
 		t.Errorf("-html DIR: %v", err)
 	}
 }
+
+// TestHTMLRateStepDistributions: a step with a rate draws its service time
+// and schedule lag beside its response time.
+func TestHTMLRateStepDistributions(t *testing.T) {
+	_, url := startEmulator(t, emulator.Options{})
+	page := filepath.Join(t.TempDir(), "run.html")
+	r, _, err := runPlanAs[Report](t, context.Background(), downloadPlan(url, "      max_requests: 10\n      concurrency: 1\n      rate: 1000\n"), downloadFiles, nil, "-html", page)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(page)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, _ := pageData(t, b)
+	m := requestSummary(&r.Steps[0])
+	dist := chart(t, d, "download", "distribution")
+	if len(dist.Series) != 3 || m.ScheduleLag == nil {
+		t.Fatalf("%d distributions, schedule lag %v", len(dist.Series), m.ScheduleLag)
+	}
+	for i, c := range []struct {
+		metric string
+		want   *metrics.DistSummary
+	}{{metrics.ResponseTime, m.ResponseTime}, {metrics.ServiceTime, m.ServiceTime}, {metrics.ScheduleLag, m.ScheduleLag}} {
+		s := dist.Series[i]
+		if s.Metric != c.metric || s.Points[0] != [2]float64{2, c.want.P50S} {
+			t.Errorf("series %d: %s starting at %v, want %s at [2 %v]", i, s.Metric, s.Points[0], c.metric, c.want.P50S)
+		}
+	}
+}
