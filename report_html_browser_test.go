@@ -62,7 +62,7 @@ const checkCharts = `(() => {
 		out.width = box.width; out.height = box.height;
 		const groups = [...svg.querySelectorAll('g.series')];
 		out.series = groups.length;
-		out.drawn = groups.filter(g => [...g.querySelectorAll('path, rect')].some(e => {
+		out.drawn = groups.filter(g => [...g.querySelectorAll('path.line, rect.bar')].some(e => {
 			const b = e.getBBox();
 			return e.tagName === 'path' ? b.width > 0 : b.width > 0 && b.height > 0;
 		})).length;

@@ -99,7 +99,8 @@ func linearAxis(lo, hi float64, round bool, label func(float64) string) axis {
 // logAxis spans whole decades around lo..hi, with ticks at each decade
 // and, over two decades or fewer, at 2 and 5 times them.
 func logAxis(lo, hi float64, label func(float64) string) axis {
-	lo = math.Pow(10, math.Floor(math.Log10(max(lo, 1e-6))))
+	// A value just above a decade gets the decade below, off the frame.
+	lo = math.Pow(10, math.Floor(math.Log10(max(lo, 1e-6))-0.1))
 	hi = math.Pow(10, math.Ceil(math.Log10(max(hi, lo))))
 	if hi <= lo {
 		hi = lo * 10
@@ -287,7 +288,7 @@ func drawBars(b *strings.Builder, c *htmlChart, x, y *axis) {
 			if s.Metric == "errors" {
 				top, bottom = y.pos(under[j][1]), y.pos(under[j][1]-p[1])
 			}
-			fmt.Fprintf(b, `<rect x="%.1f" y="%.1f" width="%.1f" height="%.1f" fill="%s" stroke="%s"/>`,
+			fmt.Fprintf(b, `<rect class="bar" x="%.1f" y="%.1f" width="%.1f" height="%.1f" fill="%s" stroke="%s"/>`,
 				x0, top, max(x1-x0, 0.5), bottom-top, fill, st.colour)
 		}
 		b.WriteString(`</g>`)
@@ -351,7 +352,7 @@ func path(d string, st seriesStyle) string {
 	if st.dash != "" {
 		dash = ` stroke-dasharray="` + st.dash + `"`
 	}
-	return fmt.Sprintf(`<path d="%s" fill="none" stroke="%s" stroke-width="2"%s/>`, d, st.colour, dash)
+	return fmt.Sprintf(`<path class="line" d="%s" fill="none" stroke="%s" stroke-width="2"%s/>`, d, st.colour, dash)
 }
 
 // swatch draws series i's legend key: a bar, hatched for errors, or a

@@ -283,3 +283,36 @@ func TestHTMLRateStepDistributions(t *testing.T) {
 		}
 	}
 }
+
+// TestHTMLAfterInterruptedRun: -html writes the page of what finished when
+// Ctrl-C stops the run.
+func TestHTMLAfterInterruptedRun(t *testing.T) {
+	ctx, cancel := context.WithCancelCause(context.Background())
+	defer cancel(nil)
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		cancel(interrupted{os.Interrupt}) // Ctrl-C while the first download is in flight
+		http.NotFound(w, r)
+	}))
+	defer ts.Close()
+	dir := t.TempDir()
+	for name, content := range downloadFiles {
+		os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644)
+	}
+	plan, page := filepath.Join(dir, "plan.yaml"), filepath.Join(dir, "run.html")
+	os.WriteFile(plan, []byte(downloadPlan(ts.URL, "      concurrency: 1\n")), 0o644)
+	err := run(ctx, []string{"-format", "json", "-grace", "1s", "-html", page, plan}, nil, &bytes.Buffer{}, &bytes.Buffer{}, terminal{})
+	if exitCode(err, &strings.Builder{}) != exitInterrupted {
+		t.Fatalf("err %v, want an interrupt", err)
+	}
+	b, err := os.ReadFile(page)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(b), "INTERRUPTED (partial results)") || !strings.Contains(string(b), "<td>interrupted</td>") {
+		t.Error("the page does not say the run was interrupted")
+	}
+	d, _ := pageData(t, b)
+	if bars := chart(t, d, "download", "requests"); len(bars.Series[0].Points) == 0 || bars.Series[0].Points[0][1] < 1 {
+		t.Errorf("the request that finished is not drawn: %+v", bars.Series[0])
+	}
+}

@@ -160,13 +160,10 @@ func chartOf(c *htmlChart, step string, files []htmlFile) chartView {
 		cv.Legend = append(cv.Legend, legendItem{Key: swatch(c, i), Name: c.Series[i].Name})
 	}
 	xHead, xText, yText := "t (s since start)", plainNumber, plainNumber
-	switch {
-	case c.Type == chartDist:
-		xHead, xText = "percentile", percentileOf
-	case c.YUnit == "s":
-		yText = seconds
-	}
 	if c.Type == chartDist {
+		xHead, xText = "percentile", percentileOf
+	}
+	if c.YUnit == "s" {
 		yText = seconds
 	}
 	cv.Numbers.Head = []string{xHead}
