@@ -206,7 +206,7 @@ func buildHTMLData(reports []namedReport) (*htmlData, error) {
 					ser.File = fi
 					ser.Name = nr.label + ": " + ser.Metric
 					charts[c].Series = append(charts[c].Series, ser)
-					if ser.WidthS > 0 {
+					if ser.WidthS > 0 && len(ser.Points) > 0 {
 						xmin, xmax = min(xmin, ser.Points[0][0]), max(xmax, ser.Points[len(ser.Points)-1][0]+ser.WidthS)
 					}
 				}
