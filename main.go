@@ -150,6 +150,7 @@ type options struct {
 	only     string
 	validate bool
 	out      string
+	html     string
 	seed     uint64
 	seedSet  bool
 	grace    time.Duration
@@ -171,6 +172,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, []string, error) {
 	fs.StringVar(&o.only, "only", "", "run only the steps with these names (`NAME[,NAME]`)")
 	fs.BoolVar(&o.validate, "validate", false, "check the plan and its files, print where requests go and the plan with defaults filled in, run nothing")
 	fs.StringVar(&o.out, "out", "", "also write the JSON report to `FILE`")
+	fs.StringVar(&o.html, "html", "", "also write the report as an HTML page with charts to `FILE`")
 	fs.Func("seed", "seed every random choice with `N` (default: the plan's seed, else random)", func(s string) error {
 		n, err := strconv.ParseUint(s, 10, 64)
 		if err != nil {
@@ -235,7 +237,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, []string, error) {
 }
 
 func printUsage(fs *flag.FlagSet, w io.Writer) {
-	fmt.Fprintf(w, "usage: teckenrun [flags] PLAN.yaml\n       teckenrun report [-format auto|table|json|openmetrics] RESULT.json\n       teckenrun schema report|plan\n       teckenrun metrics KIND\n       teckenrun compare [-tolerance 10%%] OLD.json NEW.json\n       teckenrun emulator [-listen ADDR]\n\nRuns the steps of a plan against Tecken and reports what happened.\n\nFlags:\n")
+	fmt.Fprintf(w, "usage: teckenrun [flags] PLAN.yaml\n       teckenrun report [-format auto|table|json|openmetrics] RESULT.json\n       teckenrun report -format html RESULT.json [MORE.json ...]\n       teckenrun schema report|plan\n       teckenrun metrics KIND\n       teckenrun compare [-tolerance 10%%] OLD.json NEW.json\n       teckenrun emulator [-listen ADDR]\n\nRuns the steps of a plan against Tecken and reports what happened.\n\nFlags:\n")
 	fs.SetOutput(w)
 	fs.PrintDefaults()
 	fs.SetOutput(io.Discard)
@@ -295,7 +297,10 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	if err := plan.checkFiles(steps); err != nil {
 		return err
 	}
-	if err := checkOut(o.out); err != nil {
+	if err := checkOut("-out", o.out); err != nil {
+		return err
+	}
+	if err := checkOut("-html", o.html); err != nil {
 		return err
 	}
 	var base *Report
@@ -360,8 +365,9 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	return runErr
 }
 
-// writeReport prints the report in the chosen format and, with -out,
-// writes the JSON to a file (atomically, so a reader never sees half).
+// writeReport prints the report in the chosen format and, with -out and
+// -html, writes the JSON and the HTML page to files (atomically, so a
+// reader never sees half).
 func writeReport(stdout io.Writer, o *options, term terminal, r *Report) error {
 	report, err := chooseReporter(o.format, term)
 	if err != nil {
@@ -370,24 +376,30 @@ func writeReport(stdout io.Writer, o *options, term terminal, r *Report) error {
 	if err := report(stdout, r); err != nil {
 		return fmt.Errorf("writing the report: %w", err)
 	}
-	if o.out == "" {
+	if o.out != "" {
+		if err := writeFileAtomic(o.out, func(w io.Writer) error { return jsonReport(w, r) }); err != nil {
+			return err
+		}
+	}
+	if o.html == "" {
 		return nil
 	}
-	return writeFileAtomic(o.out, func(w io.Writer) error { return jsonReport(w, r) })
+	return writeFileAtomic(o.html, func(w io.Writer) error { return htmlReport(w, []namedReport{{r.Plan, r}}) })
 }
 
-// checkOut finds, before the run, an -out that could not be written at
-// its end: a directory, or a folder where no file can be created.
-func checkOut(path string) error {
+// checkOut finds, before the run, a file of the flag (-out, -html) that
+// could not be written at its end: a directory, or a folder where no file
+// can be created.
+func checkOut(name, path string) error {
 	if path == "" {
 		return nil
 	}
 	if info, err := os.Stat(path); err == nil && info.IsDir() {
-		return usageErrorf("-out %s is a directory; give the report's file name", path)
+		return usageErrorf("%s %s is a directory; give the report's file name", name, path)
 	}
 	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*.tmp")
 	if err != nil {
-		return usageErrorf("-out %s cannot be written: %w", path, err)
+		return usageErrorf("%s %s cannot be written: %w", name, path, err)
 	}
 	f.Close()
 	return os.Remove(f.Name())
