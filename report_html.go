@@ -299,9 +299,16 @@ func stepSeries(nr namedReport, m *metrics.Summary) (map[string][]htmlSeries, er
 		}
 		dist = append(dist, s)
 	}
+	rates := []htmlSeries{rate}
+	if m.TargetRatePerS != nil { // the schedule's (mean) target, across the step
+		target := series("target")
+		first, last := origin+tl.Points[0].TS, origin+tl.Points[len(tl.Points)-1].TS
+		target.Points = [][2]float64{{first, *m.TargetRatePerS}, {last, *m.TargetRatePerS}}
+		rates = append(rates, target)
+	}
 	return map[string][]htmlSeries{
 		"requests":     {reqs, errs},
-		"rate":         {rate},
+		"rate":         rates,
 		"latency":      {p50, p99, mx},
 		"distribution": dist,
 	}, nil

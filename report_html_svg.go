@@ -26,7 +26,7 @@ func dashOf(metric string, i int) string {
 	switch metric {
 	case "p99", metrics.ServiceTime:
 		return "7 4"
-	case "max", metrics.ScheduleLag:
+	case "max", metrics.ScheduleLag, "target":
 		return "2 3"
 	case "p50", "requests", "errors", metrics.ResponseTime:
 		return ""

@@ -112,7 +112,14 @@ func checkStepData(t *testing.T, d *htmlData, r *Report, step string, m *metrics
 	tl := m.Timeline
 	origin := tl.StartedAt.Sub(r.StartedAt).Seconds()
 	bars, rate, lat := chart(t, d, step, "requests"), chart(t, d, step, "rate"), chart(t, d, step, "latency")
-	if len(bars.Series) != 2 || len(rate.Series) != 1 || len(lat.Series) != 3 {
+	wantRates := 1
+	if m.TargetRatePerS != nil {
+		wantRates = 2 // and the target
+		if tg := rate.Series[1]; tg.Metric != "target" || tg.Points[0][1] != *m.TargetRatePerS {
+			t.Errorf("target series %+v, want %v", tg, *m.TargetRatePerS)
+		}
+	}
+	if len(bars.Series) != 2 || len(rate.Series) != wantRates || len(lat.Series) != 3 {
 		t.Fatalf("series: %d bars, %d rate, %d latency", len(bars.Series), len(rate.Series), len(lat.Series))
 	}
 	var total int64
