@@ -69,7 +69,7 @@ func handCorpus() map[string]string {
 			strings.Replace(logLine(pubBucket, logT0, "REST.GET.OBJECT", "GET "+xul+" HTTP/1.1", 200, "-", "1", "x"), `"GET `, `"GET`, 1)[:200],
 			logLine(pubBucket, logT0, "REST.GET.OBJECT", "GET "+xul+" HTTP/1.1", 200, "-", "ten", "x"),
 		}, "\n"), // no final newline
-		"private-symbols/c.log": logLine(privBucket, logT0.Add(6*time.Second), "REST.GET.OBJECT", "GET "+flash+" HTTP/1.1", 403, "AccessDenied", "6", "python-requests/2.13.0") + "\n",
+		"private-symbols/c.log":    logLine(privBucket, logT0.Add(6*time.Second), "REST.GET.OBJECT", "GET "+flash+" HTTP/1.1", 403, "AccessDenied", "6", "python-requests/2.13.0") + "\n",
 		"public-symbols/notes.txt": "not a log\n",
 	}
 }
