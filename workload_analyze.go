@@ -71,7 +71,7 @@ func (a *AnalyzeStep) reads() []planFile {
 }
 
 func (a *AnalyzeStep) writes() string {
-	if a.Logs != nil {
+	if a.Logs != nil && a.Logs.OutDir != "temp" {
 		return a.Logs.OutDir
 	}
 	return ""

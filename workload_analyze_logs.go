@@ -37,7 +37,8 @@ type AnalyzeLogs struct {
 	Region    string `yaml:"region,omitempty"`
 	Endpoint  string `yaml:"endpoint,omitempty"`
 	Anonymous bool   `yaml:"anonymous,omitempty"`
-	// OutDir receives symbol-queries.csv and symbol-queries-groups.csv.
+	// OutDir receives symbol-queries.csv and symbol-queries-groups.csv
+	// ("temp": a folder that lives as long as the run).
 	OutDir string `yaml:"out_dir,omitempty"`
 	// CacheSizes are the LRU sizes (entries) replayed over the queries.
 	CacheSizes []int `yaml:"cache_sizes,omitempty"`
@@ -332,8 +333,8 @@ func (l *AnalyzeLogs) run(ctx context.Context, rc *runContext) (*LogsAnalysis, e
 	if err != nil {
 		return res, err
 	}
-	dir := rc.plan.resolve(l.OutDir)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	dir, err := outDir(rc, l.OutDir, "logs")
+	if err != nil {
 		return res, err
 	}
 	a := newLogsAgg(l.Private, res)

@@ -32,9 +32,11 @@ type FetchRecordsStep struct {
 	URL string `yaml:"url,omitempty"`
 	// Date is one day (YYYY-MM-DD, UTC; default today); or From and To
 	// (default today) for a range.
-	Date   string `yaml:"date,omitempty"`
-	From   string `yaml:"from,omitempty"`
-	To     string `yaml:"to,omitempty"`
+	Date string `yaml:"date,omitempty"`
+	From string `yaml:"from,omitempty"`
+	To   string `yaml:"to,omitempty"`
+	// OutDir receives the files ("temp": a folder that lives as long as
+	// the run).
 	OutDir string `yaml:"out_dir,omitempty"`
 }
 
@@ -77,7 +79,22 @@ func (f *FetchRecordsStep) validate(v *validator, path string) {
 	}
 }
 
-func (f *FetchRecordsStep) writes() string { return f.OutDir }
+func (f *FetchRecordsStep) writes() string {
+	if f.OutDir == "temp" {
+		return ""
+	}
+	return f.OutDir
+}
+
+// outDir makes the folder a step writes to: dir relative to the plan, or
+// for "temp" a folder that lives as long as the run.
+func outDir(rc *runContext, dir, pattern string) (string, error) {
+	if dir == "temp" {
+		return rc.state.tempDir(pattern)
+	}
+	dir = rc.plan.resolve(dir)
+	return dir, os.MkdirAll(dir, 0o755)
+}
 
 // checkToken checks that the plan names a token variable that is set and
 // holds a token an HTTP header can carry.
@@ -161,8 +178,8 @@ func (f *FetchRecordsStep) run(ctx context.Context, rc *runContext) (stepResult,
 	if err != nil {
 		return res, err
 	}
-	dir := rc.plan.resolve(f.OutDir)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	dir, err := outDir(rc, f.OutDir, "records")
+	if err != nil {
 		return res, err
 	}
 	res.OutDir = dir

@@ -1,6 +1,7 @@
 package emulator
 
 import (
+	"encoding/json"
 	"net/http"
 	"strings"
 	"time"
@@ -117,4 +118,43 @@ func (s *Server) serveUploadedSymbols(w http.ResponseWriter, r *http.Request) {
 		hits = append(hits, h)
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"hits": hits, "total": len(hits)})
+}
+
+// addEmbeddedHistory gives the embedded emulator the uploads of
+// EmbeddedRecords as its past: one a day over the last days, with the
+// added files stored one after the other and the existed ones skipped. A
+// plan can then fetch their records, rebuild their zips from the embedded
+// S3 (which holds their files) and analyse their timings.
+func addEmbeddedHistory(s *Server) {
+	raw, _ := EmbeddedRecords()
+	var rec struct {
+		Hits []struct {
+			Content struct {
+				Added   []string `json:"added"`
+				Existed []string `json:"existed"`
+			} `json:"content"`
+			User     string `json:"user"`
+			Size     int64  `json:"size"`
+			Filename string `json:"filename"`
+		} `json:"hits"`
+	}
+	json.Unmarshal(raw, &rec) // EmbeddedRecords' own JSON always decodes
+	today := time.Now().UTC().Truncate(24 * time.Hour)
+	for i, h := range rec.Hits {
+		u := Upload{User: h.User, Filename: h.Filename, Size: h.Size,
+			CreatedAt: today.AddDate(0, 0, i-len(rec.Hits)).Add(time.Duration(9+i) * time.Hour)}
+		at := u.CreatedAt.Add(200 * time.Millisecond)
+		for j, entry := range h.Content.Added {
+			_, key, _ := strings.Cut(entry, ",")
+			took := time.Duration(150+100*j) * time.Millisecond
+			u.Files = append(u.Files, FileUpload{Key: key, Compressed: strings.HasSuffix(key, ".sym"), CreatedAt: at, CompletedAt: at.Add(took)})
+			at = at.Add(took / 2) // the next one starts while this one is stored
+		}
+		for _, entry := range h.Content.Existed {
+			_, key, _ := strings.Cut(entry, ",")
+			u.SkippedKeys = append(u.SkippedKeys, key)
+		}
+		u.CompletedAt = at.Add(time.Second)
+		s.AddUpload(u)
+	}
 }
