@@ -344,7 +344,7 @@ func (l *AnalyzeLogs) run(ctx context.Context, rc *runContext) (*LogsAnalysis, e
 		cw.Write([]string{"DATE", "URI", "STATUS CODE", "PRIVATE", "TOTAL_TIME"}) // errors surface at Flush
 		if err := src.each(ctx, func(name, rel string, r io.Reader) error {
 			res.Files++
-			return a.read(name, rel, r, cw)
+			return a.read(ctx, name, rel, r, cw)
 		}); err != nil {
 			return err
 		}
@@ -423,11 +423,15 @@ func (a *logsAgg) malformed(name string, line int, reason string) {
 	}
 }
 
-// read adds one log file's lines and writes their symbol-queries.csv rows.
-func (a *logsAgg) read(name, rel string, r io.Reader, cw *csv.Writer) error {
+// read adds one log file's lines and writes their symbol-queries.csv
+// rows; an interrupt stops it.
+func (a *logsAgg) read(ctx context.Context, name, rel string, r io.Reader, cw *csv.Writer) error {
 	private := a.isPrivate(rel)
 	br := bufio.NewReaderSize(r, 64<<10)
 	for n := 1; ; n++ {
+		if n%4096 == 0 && ctx.Err() != nil {
+			return ctx.Err()
+		}
 		raw, tooLong, err := readLogLine(br)
 		if err != nil && !errors.Is(err, io.EOF) {
 			return fmt.Errorf("reading %s: %w", name, err)

@@ -190,3 +190,30 @@ func TestFetchRecordsRefusesBadAnswers(t *testing.T) {
 		})
 	}
 }
+
+// TestOtherHostRefusesRecordsAndLogsElsewhere: with a -host that is not
+// embedded, fetch-records' crash-stats URL and logs read from AWS are
+// refused at validation, each with the key to set.
+func TestOtherHostRefusesRecordsAndLogsElsewhere(t *testing.T) {
+	t.Setenv("TECKENRUN_TEST_TOKEN", analystToken)
+	dir := t.TempDir()
+	plan := filepath.Join(dir, "plan.yaml")
+	os.WriteFile(plan, []byte("host: https://symbols.stage.mozaws.net\nauth_token_env: TECKENRUN_TEST_TOKEN\nsteps:\n"+
+		"  - fetch-records: {}\n  - analyze:\n      logs: {bucket: logs}\n  - analyze:\n      logs: {bucket: logs, endpoint: \"https://s3.example.com\"}\n"), 0o644)
+	_, _, err := runArgs(t, terminal{}, "-validate", "-host", "https://symbols.dev.mozaws.net", plan)
+	for _, want := range []string{
+		"steps[0].fetch-records.url: https://crash-stats.mozilla.com/api/UploadedSymbols/ is not on -host https://symbols.dev.mozaws.net, which every request must stay on; set url to a URL on that host, or to embedded (line 4)",
+		"steps[1].analyze.logs.endpoint: is required with -host https://symbols.dev.mozaws.net: without it, the logs are read from AWS",
+		"steps[2].analyze.logs.endpoint: https://s3.example.com is not on -host",
+	} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%v\nwant it to contain %s", err, want)
+		}
+	}
+	// -validate shows where they would go without -host.
+	stdout, _, err := runArgs(t, terminal{}, "-validate", plan)
+	if err != nil || !strings.Contains(stdout, "#   fetch-records (fetch-records): https://crash-stats.mozilla.com/api/UploadedSymbols/\n") ||
+		!strings.Contains(stdout, "#   analyze (analyze): s3://logs/ on AWS (us-west-2)\n") || !strings.Contains(stdout, "#   analyze-2 (analyze): s3://logs/ on https://s3.example.com\n") {
+		t.Errorf("%v\n%s", err, stdout)
+	}
+}
