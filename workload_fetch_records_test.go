@@ -217,3 +217,35 @@ func TestOtherHostRefusesRecordsAndLogsElsewhere(t *testing.T) {
 		t.Errorf("%v\n%s", err, stdout)
 	}
 }
+
+// TestFetchRecordsEmulatorStatuses: against the emulator, a 503 is asked
+// again and a token without the view-all permission fails the step with
+// the emulator's message, leaving no file.
+func TestFetchRecordsEmulatorStatuses(t *testing.T) {
+	viewer, plain := analystToken, "abcdefabcdefabcdefabcdefabcdefab"
+	emu := emulator.New(emulator.Options{Faults: []emulator.Fault{{Endpoint: "api", Every: 1, Limit: 1, Status: http.StatusServiceUnavailable}},
+		Tokens: map[string]emulator.Token{viewer: {User: "v@example.com", Permissions: []string{emulator.PermViewAll}}, plain: {User: "p@example.com"}}})
+	ts := httptest.NewServer(emu)
+	defer ts.Close()
+	for _, tt := range []struct {
+		token, want string
+		files       int
+	}{{viewer, "", 1}, {plain, "403 Insufficient permissions: View all Symbol Uploads", 0}} {
+		t.Setenv("TECKENRUN_TEST_TOKEN", tt.token)
+		out := t.TempDir()
+		r, _, err := runPlanAs[fetchRecordsReport](t, t.Context(), fmt.Sprintf("host: %s\nauth_token_env: TECKENRUN_TEST_TOKEN\nsteps:\n  - fetch-records: {url: %s/api/UploadedSymbols/, out_dir: %s}\n", ts.URL, ts.URL, out), nil, nil)
+		left, _ := os.ReadDir(out)
+		switch {
+		case tt.want == "" && err != nil:
+			t.Errorf("view-all token: %v", err)
+		case tt.want != "" && (err == nil || r.Steps[0].Error == nil || !strings.Contains(*r.Steps[0].Error, tt.want)):
+			t.Errorf("plain token: %v, want %q", err, tt.want)
+		case len(left) != tt.files:
+			t.Errorf("files %v, want %d", left, tt.files)
+		}
+	}
+	c := emu.Counts()
+	if c[emulator.CountKey{Endpoint: "api", Status: 503}] != 1 || c[emulator.CountKey{Endpoint: "api", Status: 200}] != 1 || c[emulator.CountKey{Endpoint: "api", Status: 403}] != 1 {
+		t.Errorf("the emulator answered %v", c)
+	}
+}
