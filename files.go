@@ -42,7 +42,11 @@ func (p *Plan) checkFiles(steps []int) error {
 					continue
 				}
 				if err := fileMissing(path); err != nil {
-					v.add(fmt.Sprintf("steps[%d].%s.%s", i, w.kind(), f.key), "%v", err)
+					msg := err.Error()
+					if by := madeBy[w.kind()+"."+f.key]; by != "" {
+						msg += "; " + by
+					}
+					v.add(fmt.Sprintf("steps[%d].%s.%s", i, w.kind(), f.key), "%s", msg)
 				}
 			}
 		}
@@ -51,6 +55,15 @@ func (p *Plan) checkFiles(steps []int) error {
 		}
 	}
 	return v.err()
+}
+
+// madeBy says what makes a file that a step reads (by kind.key), for
+// the error when it is missing.
+var madeBy = map[string]string{
+	"download.csv":           "an analyze step with logs writes it, such as the logs step of plans/data.yaml",
+	"download.missing_csv":   "Tecken's /missingsymbols.csv has it",
+	"symbolicate.stacks_dir": "a make-stacks step writes it, such as the stacks step of plans/data.yaml",
+	"make-zips.records":      "a fetch-records step writes them, such as the records step of plans/data.yaml",
 }
 
 // fileMissing says why path, or the glob path, names nothing to read.

@@ -37,11 +37,11 @@ steps:
 `), 0o644)
 	at := func(rel string) string { return filepath.Join(dir, rel) }
 	want := []string{
-		"plan.yaml: steps[0].download.csv: " + at("queries.csv") + " does not exist (line 5)",
-		"plan.yaml: steps[0].download.missing_csv: " + at("missing.csv") + " does not exist (line 6)",
-		"plan.yaml: steps[1].symbolicate.stacks_dir: " + at("stacks") + " does not exist (line 8)",
-		"plan.yaml: steps[2].symbolicate.stacks_dir: " + at("stacks/*.json") + " matches no file (line 10)",
-		"plan.yaml: steps[3].make-zips.records: " + at("records/*.json.gz") + " matches no file (line 13)",
+		"plan.yaml: steps[0].download.csv: " + at("queries.csv") + " does not exist; an analyze step with logs writes it, such as the logs step of plans/data.yaml (line 5)",
+		"plan.yaml: steps[0].download.missing_csv: " + at("missing.csv") + " does not exist; Tecken's /missingsymbols.csv has it (line 6)",
+		"plan.yaml: steps[1].symbolicate.stacks_dir: " + at("stacks") + " does not exist; a make-stacks step writes it, such as the stacks step of plans/data.yaml (line 8)",
+		"plan.yaml: steps[2].symbolicate.stacks_dir: " + at("stacks/*.json") + " matches no file; a make-stacks step writes it, such as the stacks step of plans/data.yaml (line 10)",
+		"plan.yaml: steps[3].make-zips.records: " + at("records/*.json.gz") + " matches no file; a fetch-records step writes them, such as the records step of plans/data.yaml (line 13)",
 		"plan.yaml: steps[4].upload.zips_dir: " + at("zips") + " does not exist (line 16)",
 		"plan.yaml: steps[5].upload.urls_from: " + at("urls.txt") + " does not exist (line 18)",
 		"plan.yaml: steps[6].make-stacks.from: " + at("symbols") + " does not exist (line 20)",

@@ -110,6 +110,13 @@ func (p *Plan) overrideHost(host string) {
 		if m := p.Steps[i].MakeZips; m != nil && m.Source == "uploaded-symbols" {
 			m.SymbolsURL, m.Endpoint = "s3://"+emulator.PublicBucket+"/", "embedded"
 		}
+		if f := p.Steps[i].FetchRecords; f != nil {
+			f.URL = "embedded"
+		}
+		if a := p.Steps[i].Analyze; a != nil && a.Logs != nil && a.Logs.Bucket != "" {
+			l := a.Logs
+			l.Bucket, l.Prefix, l.Endpoint, l.Private = emulator.EmbeddedLogsBucket, "", "embedded", []string{emulator.EmbeddedPrivateLogs}
+		}
 	}
 }
 
@@ -145,6 +152,18 @@ func (v *validator) checkStaysOnHost() {
 				}
 			} else {
 				check(path+".make-zips.symbols_url", m.SymbolsURL, "set symbols_url to a URL on that host, or use s3:// with endpoint: embedded")
+			}
+		}
+		if f := s.FetchRecords; f != nil && f.URL != "embedded" {
+			check(path+".fetch-records.url", f.URL, "set url to a URL on that host, or to embedded")
+		}
+		if a := s.Analyze; a != nil && a.Logs != nil && a.Logs.Bucket != "" {
+			switch e := a.Logs.Endpoint; e {
+			case "embedded":
+			case "":
+				v.add(path+".analyze.logs.endpoint", "is required with -host %s: without it, the logs are read from AWS; set endpoint to an S3 endpoint on that host, or to embedded", only)
+			default:
+				check(path+".analyze.logs.endpoint", e, "set endpoint to an S3 endpoint on that host, or to embedded")
 			}
 		}
 		if u := s.Upload; u != nil {
@@ -204,6 +223,18 @@ func (p *Plan) urlsComment(steps []int) string {
 				where = " on AWS (" + m.Region + ")"
 			}
 			fmt.Fprintf(&b, "#   %s (make-zips): %s%s\n", s.Name, redactURL(m.SymbolsURL), where)
+		case s.FetchRecords != nil:
+			fmt.Fprintf(&b, "#   %s (fetch-records): %s\n", s.Name, show(s.FetchRecords.URL))
+		case s.Analyze != nil && s.Analyze.Logs != nil && s.Analyze.Logs.Bucket != "":
+			l := s.Analyze.Logs
+			where := " on AWS (" + l.Region + ")"
+			switch {
+			case l.Endpoint == "embedded":
+				where = " on the embedded S3 (127.0.0.1)"
+			case l.Endpoint != "":
+				where = " on " + redactURL(l.Endpoint)
+			}
+			fmt.Fprintf(&b, "#   %s (analyze): s3://%s/%s%s\n", s.Name, l.Bucket, l.Prefix, where)
 		case s.Upload != nil && s.Upload.URLsFrom != "":
 			fmt.Fprintf(&b, "#   %s (upload): the URLs from %s (and where they redirect)\n", s.Name, s.Upload.URLsFrom)
 		case s.Upload != nil && len(s.Upload.URLs) > 0:

@@ -105,7 +105,7 @@ func TestHostEmbeddedStaysOnLoopback(t *testing.T) {
 			}
 		}
 	}
-	if len(kinds) != len(stepKinds()) || len(r.Steps) != 12 {
+	if len(kinds) != len(stepKinds()) || len(r.Steps) != 15 {
 		t.Errorf("ran %d steps of kinds %v, want all %d kinds", len(r.Steps), kinds, len(stepKinds()))
 	}
 }

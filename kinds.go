@@ -74,6 +74,12 @@ var kinds = []kindSpec{
 			{"failed", unitCount, "uploads that failed", func(r stepResult) *float64 { return ptr(float64(r.(*UploadResult).Failed)) }},
 			{"skipped", unitCount, "zips or URLs not sent (over max_size, locked)", func(r stepResult) *float64 { return ptr(float64(r.(*UploadResult).Skipped)) }},
 		}},
+	{name: "analyze", result: func() stepResult { return &AnalyzeResult{} }, metrics: analyzeMetrics},
+	{name: "fetch-records", result: func() stepResult { return newFetchRecordsResult() },
+		metrics: []metricDef{
+			{"hits", unitCount, "uploads in the records fetched", func(r stepResult) *float64 { return ptr(float64(r.(*FetchRecordsResult).Hits)) }},
+			{"files", unitCount, "record files written", func(r stepResult) *float64 { return ptr(float64(len(r.(*FetchRecordsResult).Files))) }},
+		}},
 }
 
 // kindByName returns the registry entry of a kind.

@@ -50,14 +50,16 @@ type Plan struct {
 // Step is one entry of a plan's steps: exactly one kind, and an optional
 // name. Each kind is one struct.
 type Step struct {
-	Name        string           `yaml:"name,omitempty"`
-	Download    *DownloadStep    `yaml:"download,omitempty"`
-	MakeStacks  *MakeStacksStep  `yaml:"make-stacks,omitempty"`
-	Symbolicate *SymbolicateStep `yaml:"symbolicate,omitempty"`
-	ListZips    *ListZipsStep    `yaml:"list-zips,omitempty"`
-	MakeZips    *MakeZipsStep    `yaml:"make-zips,omitempty"`
-	Mix         *MixStep         `yaml:"mix,omitempty"`
-	Upload      *UploadStep      `yaml:"upload,omitempty"`
+	Name         string            `yaml:"name,omitempty"`
+	Download     *DownloadStep     `yaml:"download,omitempty"`
+	MakeStacks   *MakeStacksStep   `yaml:"make-stacks,omitempty"`
+	Symbolicate  *SymbolicateStep  `yaml:"symbolicate,omitempty"`
+	ListZips     *ListZipsStep     `yaml:"list-zips,omitempty"`
+	MakeZips     *MakeZipsStep     `yaml:"make-zips,omitempty"`
+	Mix          *MixStep          `yaml:"mix,omitempty"`
+	Upload       *UploadStep       `yaml:"upload,omitempty"`
+	Analyze      *AnalyzeStep      `yaml:"analyze,omitempty"`
+	FetchRecords *FetchRecordsStep `yaml:"fetch-records,omitempty"`
 }
 
 // workloads returns the kinds set on a step, in declaration order.
@@ -361,19 +363,23 @@ func gotValue(n *yaml.Node) string {
 
 // planTypes maps the Go type names in yaml's errors to what the user wrote.
 var planTypes = map[string]reflect.Type{
-	"Plan":            reflect.TypeFor[Plan](),
-	"Step":            reflect.TypeFor[Step](),
-	"DownloadStep":    reflect.TypeFor[DownloadStep](),
-	"MakeStacksStep":  reflect.TypeFor[MakeStacksStep](),
-	"SymbolicateStep": reflect.TypeFor[SymbolicateStep](),
-	"ListZipsStep":    reflect.TypeFor[ListZipsStep](),
-	"MakeZipsStep":    reflect.TypeFor[MakeZipsStep](),
-	"UploadStep":      reflect.TypeFor[UploadStep](),
-	"MixStep":         reflect.TypeFor[MixStep](),
-	"MixScenarios":    reflect.TypeFor[MixScenarios](),
-	"MixDownload":     reflect.TypeFor[MixDownload](),
-	"MixSymbolicate":  reflect.TypeFor[MixSymbolicate](),
-	"Stage":           reflect.TypeFor[Stage](),
+	"Plan":             reflect.TypeFor[Plan](),
+	"Step":             reflect.TypeFor[Step](),
+	"DownloadStep":     reflect.TypeFor[DownloadStep](),
+	"MakeStacksStep":   reflect.TypeFor[MakeStacksStep](),
+	"SymbolicateStep":  reflect.TypeFor[SymbolicateStep](),
+	"ListZipsStep":     reflect.TypeFor[ListZipsStep](),
+	"MakeZipsStep":     reflect.TypeFor[MakeZipsStep](),
+	"UploadStep":       reflect.TypeFor[UploadStep](),
+	"AnalyzeStep":      reflect.TypeFor[AnalyzeStep](),
+	"AnalyzeUploads":   reflect.TypeFor[AnalyzeUploads](),
+	"AnalyzeLogs":      reflect.TypeFor[AnalyzeLogs](),
+	"FetchRecordsStep": reflect.TypeFor[FetchRecordsStep](),
+	"MixStep":          reflect.TypeFor[MixStep](),
+	"MixScenarios":     reflect.TypeFor[MixScenarios](),
+	"MixDownload":      reflect.TypeFor[MixDownload](),
+	"MixSymbolicate":   reflect.TypeFor[MixSymbolicate](),
+	"Stage":            reflect.TypeFor[Stage](),
 }
 
 func unknownKeyMessage(key, typeName string) string {
@@ -407,6 +413,15 @@ func kindOfType(t reflect.Type) string {
 	for i := range st.NumField() {
 		if f := st.Field(i); f.Type.Kind() == reflect.Pointer && f.Type.Elem() == t {
 			return yamlKey(f)
+		}
+	}
+	for i := range st.NumField() { // a part of a kind, such as analyze.logs
+		if k := st.Field(i).Type; k.Kind() == reflect.Pointer && k.Elem().Kind() == reflect.Struct {
+			for j := range k.Elem().NumField() {
+				if f := k.Elem().Field(j); f.Type.Kind() == reflect.Pointer && f.Type.Elem() == t {
+					return yamlKey(st.Field(i)) + "." + yamlKey(f)
+				}
+			}
 		}
 	}
 	return t.Name()
@@ -723,6 +738,9 @@ func (p *Plan) usesEmbeddedS3() bool {
 		if m := p.Steps[i].MakeZips; m != nil && m.Endpoint == "embedded" {
 			return true
 		}
+		if a := p.Steps[i].Analyze; a != nil && a.Logs != nil && a.Logs.Endpoint == "embedded" {
+			return true
+		}
 	}
 	return false
 }
@@ -734,6 +752,9 @@ func (p *Plan) usesEmbedded() bool {
 	}
 	for i := range p.Steps {
 		if l := p.Steps[i].ListZips; l != nil && l.TaskCluster == "embedded" {
+			return true
+		}
+		if f := p.Steps[i].FetchRecords; f != nil && f.URL == "embedded" {
 			return true
 		}
 	}

@@ -21,7 +21,7 @@ func TestParsePlanErrors(t *testing.T) {
 		{"misspelled step key", "host: embedded\nsteps:\n  - download:\n      csv: a.csv\n      concurency: 3\n",
 			[]string{`plan.yaml:5: unknown key "concurency" in download step; did you mean "concurrency"?`}},
 		{"unknown step kind", "host: embedded\nsteps:\n  - dowload:\n      csv: a.csv\n",
-			[]string{`plan.yaml:3: unknown key "dowload" in a step (a step is one of: download, make-stacks, symbolicate, list-zips, make-zips, mix, upload); did you mean "download"?`}},
+			[]string{`plan.yaml:3: unknown key "dowload" in a step (a step is one of: download, make-stacks, symbolicate, list-zips, make-zips, mix, upload, analyze, fetch-records); did you mean "download"?`}},
 		{"misspelled make-stacks key", "host: embedded\nsteps:\n  - make-stacks: {fromm: x}\n",
 			[]string{`plan.yaml:3: unknown key "fromm" in make-stacks step; did you mean "from"?`}},
 		{"duplicate key", "name: a\nname: b\nhost: embedded\n",
@@ -66,7 +66,7 @@ func TestValidateReportsEveryProblem(t *testing.T) {
 		{"bad host", "host: symbols.mozilla.org\nsteps:\n  - download: {csv: a.csv}\n",
 			[]string{`plan.yaml: host: must be an http(s) URL such as https://symbols.mozilla.org, or embedded; got "symbols.mozilla.org" (line 1)`}},
 		{"step without kind", "host: embedded\nsteps:\n  - name: lonely\n",
-			[]string{"plan.yaml: steps[0]: a step needs a kind, one of: download, make-stacks, symbolicate, list-zips, make-zips, mix, upload (line 3)"}},
+			[]string{"plan.yaml: steps[0]: a step needs a kind, one of: download, make-stacks, symbolicate, list-zips, make-zips, mix, upload, analyze, fetch-records (line 3)"}},
 		{"zero concurrency and more", "host: embedded\nsteps:\n  - download: {csv: a.csv}\n  - download: {csv: b.csv}\n  - download:\n      csv: c.csv\n      concurrency: 0\n      max_requests: -1\n      rate: -2\n",
 			[]string{"plan.yaml: steps[2].download.concurrency: must be at least 1, got 0 (line 7)",
 				"plan.yaml: steps[2].download.max_requests: must be at least 0, got -1 (line 8)",
@@ -170,9 +170,10 @@ func TestParseSize(t *testing.T) {
 // TestShippedPlansValidate keeps every plan in plans/ valid; only the
 // embedded demo is ever run by the tests.
 func TestShippedPlansValidate(t *testing.T) {
-	for _, v := range []string{"TECKEN_AUTH_TOKEN", "TECKEN_DEV_AUTH_TOKEN", "TECKEN_STAGE_AUTH_TOKEN"} {
+	for _, v := range []string{"TECKEN_AUTH_TOKEN", "TECKEN_DEV_AUTH_TOKEN", "TECKEN_STAGE_AUTH_TOKEN", "CRASH_STATS_AUTH_TOKEN", "TECKEN_LOGS_BUCKET", "TECKEN_LOGS_PREFIX"} {
 		t.Setenv(v, "not-a-real-token")
 	}
+	t.Setenv("RECORDS_FROM", "2026-11-24")
 	paths, _ := filepath.Glob("plans/*.yaml")
 	if len(paths) < 5 {
 		t.Fatalf("plans: %v", paths)

@@ -76,6 +76,21 @@ func goldenReport() *Report {
 			{Kind: "mix", Name: "mix", OK: true, Ran: true, DurationS: 0.03, result: mixRes},
 			{Kind: "upload", Name: "upload", OK: false, Ran: true, Error: &msg, DurationS: 0.5, result: up.res},
 			{Kind: "download", Name: "download-uploaded", result: notRun.result()},
+						{Kind: "fetch-records", Name: "fetch-records", OK: true, Ran: true, DurationS: 0.3, result: &FetchRecordsResult{
+				Files: []RecordsFile{{Date: "2017-06-08", Path: "/tmp/records/2017-06-08.json.gz", Hits: 138, Bytes: 150 << 10}}, Hits: 138, OutDir: "/tmp/records"}},
+			{Kind: "analyze", Name: "analyze", OK: true, Ran: true, DurationS: 0.4, result: &AnalyzeResult{Uploads: &UploadsAnalysis{
+				Analyzed: 2, Skipped: 1, SkippedUploads: []SkippedAnalyze{{ID: 3, Reason: "not completed"}},
+				Rows: []UploadTiming{
+					{ID: 2, CreatedAt: t0.Add(time.Hour), Size: 288888303, TimeS: 124.25, Files: 140, SumTimesS: 600.5, WinPct: ptr(483.3), SavingS: 476.25},
+					{ID: 1, CreatedAt: t0, Size: 22, TimeS: 0, Files: 1, SumTimesS: 0.5, SavingS: 0.5}},
+				AverageWinPct: ptr(483.3), MedianWinPct: ptr(483.3), AverageSavingS: ptr(238.375), MedianSavingS: ptr(238.375)}}},
+			{Kind: "analyze", Name: "analyze-2", OK: true, Ran: true, DurationS: 0.6, result: &AnalyzeResult{Logs: &LogsAnalysis{
+				Lines: 7, Malformed: 1, MalformedLines: []MalformedLine{{File: "logs/public-symbols/a.log", Line: 2, Reason: "4 fields, want at least 17"}},
+				Files: 2, NonGET: 1, SpanS: ptr(4.0),
+				Rates:      []LogRate{{Status: 200, Count: 4, RatePerS: ptr(1.0)}, {Status: 403, Private: true, Count: 1, RatePerS: ptr(0.25)}},
+				TotalTimes: []LogTotalTimes{{Status: 200, Count: 3, AverageS: ptr(0.171), MedianS: ptr(0.1), P95S: ptr(0.412)}, {Status: 403, Private: true}},
+				Cache:      []CacheFit{{Size: 1, Lookups: 5, Hits: 1, HitRatio: ptr(0.2)}, {Size: 300, Lookups: 5, Hits: 2, HitRatio: ptr(0.4)}},
+				Outputs:    []string{"/tmp/downloading/symbol-queries.csv", "/tmp/downloading/symbol-queries-groups.csv"}}}},
 		},
 		Thresholds: []ThresholdResult{
 			{Expr: "download.p95 < 800ms", Value: ptr(0.1), Unit: "s", OK: ptr(true)},

@@ -26,26 +26,12 @@ type s3Fetcher struct {
 	timeout time.Duration
 }
 
-// newS3Fetcher wires an S3 client: the standard credential chain, or none
-// with anonymous; endpoint points it at an S3-compatible store.
+// newS3Fetcher reads symbol files from s3://bucket/prefix (newS3Client).
 func newS3Fetcher(ctx context.Context, bucket, prefix, region, endpoint string, anonymous bool, timeout time.Duration) (*s3Fetcher, error) {
-	cfg, err := config.LoadDefaultConfig(ctx, config.WithRegion(region))
+	client, err := newS3Client(ctx, region, endpoint, anonymous)
 	if err != nil {
-		return nil, fmt.Errorf("cannot load aws config: %w", err)
+		return nil, err
 	}
-	if anonymous {
-		cfg.Credentials = aws.AnonymousCredentials{}
-	}
-	client := s3.NewFromConfig(cfg, func(o *s3.Options) {
-		// Validate checksums only where S3 requires them, and say nothing
-		// on stderr when a store (or an older object) has none.
-		o.ResponseChecksumValidation = aws.ResponseChecksumValidationWhenRequired
-		o.DisableLogOutputChecksumValidationSkipped = true
-		if endpoint != "" {
-			o.BaseEndpoint = aws.String(endpoint)
-			o.UsePathStyle = true
-		}
-	})
 	if prefix != "" && prefix[len(prefix)-1] != '/' {
 		prefix += "/"
 	}
@@ -67,4 +53,26 @@ func (f *s3Fetcher) fetch(ctx context.Context, key string) (io.ReadCloser, bool,
 		return nil, false, fmt.Errorf("s3: get object %s: %w", f.prefix+key, err)
 	}
 	return &cancelBody{ReadCloser: out.Body, cancel: cancel}, aws.ToString(out.ContentEncoding) == "gzip", nil
+}
+
+// newS3Client wires an S3 client: the standard credential chain, or none
+// with anonymous; endpoint points it at an S3-compatible store.
+func newS3Client(ctx context.Context, region, endpoint string, anonymous bool) (*s3.Client, error) {
+	cfg, err := config.LoadDefaultConfig(ctx, config.WithRegion(region))
+	if err != nil {
+		return nil, fmt.Errorf("cannot load aws config: %w", err)
+	}
+	if anonymous {
+		cfg.Credentials = aws.AnonymousCredentials{}
+	}
+	return s3.NewFromConfig(cfg, func(o *s3.Options) {
+		// Validate checksums only where S3 requires them, and say nothing
+		// on stderr when a store (or an older object) has none.
+		o.ResponseChecksumValidation = aws.ResponseChecksumValidationWhenRequired
+		o.DisableLogOutputChecksumValidationSkipped = true
+		if endpoint != "" {
+			o.BaseEndpoint = aws.String(endpoint)
+			o.UsePathStyle = true
+		}
+	}), nil
 }

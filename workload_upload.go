@@ -18,7 +18,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode"
 
 	"github.com/mozilla-services/teckenrun/internal/metrics"
 )
@@ -127,19 +126,7 @@ func (v *validator) checkWrites(path string) {
 	if u, err := url.Parse(p.Host); err == nil && isProduction(u.Hostname()) && !p.AllowProductionWrites {
 		v.add(path, "%s is production: writing to it needs allow_production_writes: true in the plan", u.Hostname())
 	}
-	switch {
-	case p.AuthTokenEnv == "":
-		v.add("auth_token_env", "is required by %s: the name of the environment variable holding the Auth-Token", path)
-	case envName.MatchString(p.AuthTokenEnv):
-		t, ok := os.LookupEnv(p.AuthTokenEnv)
-		t = strings.TrimSpace(t) // mounted secrets end in a newline
-		switch {
-		case !ok || t == "":
-			v.add("auth_token_env", "environment variable %s is not set (%s needs the Auth-Token)", p.AuthTokenEnv, path)
-		case strings.ContainsFunc(t, unicode.IsControl):
-			v.add("auth_token_env", "the Auth-Token in environment variable %s holds a control character, which no HTTP header can carry (the token is not shown)", p.AuthTokenEnv)
-		}
-	}
+	v.checkToken(path)
 }
 
 // UploadResult is the report of an upload step.

@@ -95,8 +95,10 @@ func runPlan(ctx context.Context, plan *Plan, steps []int, rs runSettings) (*Rep
 	defer state.cleanup()
 	rc := runContext{state: state, plan: plan, host: strings.TrimSuffix(plan.Host, "/"), symHost: strings.TrimSuffix(plan.SymbolicationHost, "/"),
 		seed: seed, grace: rs.grace, stdin: rs.stdin, stdinPrompt: rs.stdinPrompt}
+	var emb *emulator.Server
 	if plan.usesEmbedded() {
-		url, stop, err := emulator.NewEmbedded().Start("127.0.0.1:0")
+		emb = emulator.NewEmbedded()
+		url, stop, err := emb.Start("127.0.0.1:0")
 		if err != nil {
 			return nil, fmt.Errorf("starting the embedded emulator: %w", err)
 		}
@@ -111,6 +113,9 @@ func runPlan(ctx context.Context, plan *Plan, steps []int, rs runSettings) (*Rep
 	}
 	if plan.usesEmbeddedS3() {
 		_, s3 := emulator.EmbeddedRecords()
+		if emb != nil { // what the run uploads lands in the bucket too
+			emb.MirrorTo(s3)
+		}
 		url, stop, err := s3.Start("127.0.0.1:0")
 		if err != nil {
 			return nil, fmt.Errorf("starting the embedded S3: %w", err)

@@ -122,6 +122,12 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 }
 
 func uploadJSON(u Upload) map[string]any {
+	incomplete := 0
+	for _, f := range u.Files {
+		if f.CompletedAt.IsZero() {
+			incomplete++
+		}
+	}
 	var downloadURL any
 	if u.DownloadURL != "" {
 		downloadURL = u.DownloadURL
@@ -132,6 +138,6 @@ func uploadJSON(u Upload) map[string]any {
 		"skipped_keys": nonNil(u.SkippedKeys), "ignored_keys": nonNil(u.IgnoredKeys), "try_symbols": u.Try,
 		"download_url": downloadURL, "redirect_urls": nonNil(u.RedirectURLs),
 		"completed_at": tsJSON(u.CompletedAt), "created_at": tsJSON(u.CreatedAt),
-		"files_count": len(u.Files), "files_incomplete_count": 0,
+		"files_count": len(u.Files) - incomplete, "files_incomplete_count": incomplete,
 	}
 }

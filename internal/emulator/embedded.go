@@ -34,7 +34,8 @@ func EmbeddedModules() []breakpad.Module {
 
 // NewEmbedded returns the emulator that plans with "host: embedded" run
 // against: EmbeddedModules in storage, a small uncached-lookup latency so
-// that the cache is visible in reports, and EmbeddedToken for uploads.
+// that the cache is visible in reports, EmbeddedToken for uploads, and
+// the uploads of EmbeddedRecords in its past (over the last three days).
 func NewEmbedded() *Server {
 	s := New(Options{
 		Latency:         15 * time.Millisecond,
@@ -48,6 +49,7 @@ func NewEmbedded() *Server {
 		s.Put(m.Key(), m.Bytes())
 	}
 	addEmbeddedBuilds(s)
+	addEmbeddedHistory(s)
 	return s
 }
 

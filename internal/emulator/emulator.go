@@ -120,6 +120,7 @@ type Server struct {
 	meta        map[string]stored
 	uploads     []Upload
 	fileUploads int
+	bucket      *S3 // where uploads are mirrored (MirrorTo); nil for none
 	// TaskCluster's index and queue.
 	tcNamespaces []tcNamespace
 	tcTasks      []tcTask
@@ -149,6 +150,7 @@ func New(opts Options) *Server {
 	mux.HandleFunc("/symbolicate/", s.serveSymbolicate)
 	mux.HandleFunc("/upload/", s.serveUpload)
 	mux.HandleFunc("/api/", s.serveAPI)
+	mux.HandleFunc("/api/UploadedSymbols/", s.serveUploadedSymbols)
 	mux.HandleFunc("/api/index/", s.serveTaskCluster)
 	mux.HandleFunc("/api/queue/", s.serveTaskCluster)
 	mux.HandleFunc("/tc-storage/", s.serveTaskCluster)

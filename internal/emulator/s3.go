@@ -65,11 +65,12 @@ func (s *S3) Start(addr string) (endpoint string, stop func(), err error) {
 
 // EmbeddedRecords returns UploadedSymbols records (the crash-stats
 // format of §5) for three synthetic uploads, and an S3 holding their files
-// except one, which answers 404 as a real bucket sometimes does. Both are
-// the same on every call.
+// except one, which answers 404 as a real bucket sometimes does, and
+// access logs in EmbeddedLogsBucket. Both are the same on every call.
 func EmbeddedRecords() (records []byte, s3 *S3) {
 	r := rand.New(rand.NewPCG(2017, 6))
 	s3 = NewS3()
+	addEmbeddedLogs(s3)
 	type content struct {
 		Added   []string `json:"added"`
 		Existed []string `json:"existed"`

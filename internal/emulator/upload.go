@@ -331,6 +331,7 @@ func (s *Server) storeMember(m *zip.File, prefix string, up *Upload) error {
 	fu.ID = s.fileUploads + 1
 	s.fileUploads++
 	s.mu.Unlock()
+	s.mirror(key, data)
 	fu.CompletedAt = time.Now()
 	up.Files = append(up.Files, fu)
 	return nil
