@@ -76,7 +76,7 @@ func goldenReport() *Report {
 			{Kind: "mix", Name: "mix", OK: true, Ran: true, DurationS: 0.03, result: mixRes},
 			{Kind: "upload", Name: "upload", OK: false, Ran: true, Error: &msg, DurationS: 0.5, result: up.res},
 			{Kind: "download", Name: "download-uploaded", result: notRun.result()},
-						{Kind: "fetch-records", Name: "fetch-records", OK: true, Ran: true, DurationS: 0.3, result: &FetchRecordsResult{
+			{Kind: "fetch-records", Name: "fetch-records", OK: true, Ran: true, DurationS: 0.3, result: &FetchRecordsResult{
 				Files: []RecordsFile{{Date: "2017-06-08", Path: "/tmp/records/2017-06-08.json.gz", Hits: 138, Bytes: 150 << 10}}, Hits: 138, OutDir: "/tmp/records"}},
 			{Kind: "analyze", Name: "analyze", OK: true, Ran: true, DurationS: 0.4, result: &AnalyzeResult{Uploads: &UploadsAnalysis{
 				Analyzed: 2, Skipped: 1, SkippedUploads: []SkippedAnalyze{{ID: 3, Reason: "not completed"}},
