@@ -155,6 +155,8 @@ type options struct {
 	baseline        string
 	tolerance       tolerance
 	baselineAnyPlan bool
+	shard           shardSpec // -shard; zero without it
+	s3Endpoint      string
 }
 
 func parseFlags(args []string, stderr io.Writer) (*options, []string, error) {
@@ -184,6 +186,11 @@ func parseFlags(args []string, stderr io.Writer) (*options, []string, error) {
 	fs.StringVar(&o.baseline, "baseline", "", "compare the run with this previous report (`FILE`) of the same plan: a regression exits 3")
 	fs.Var(&o.tolerance, "tolerance", "with -baseline, how much worse a figure may get (`PERCENT`, default 10%)")
 	fs.BoolVar(&o.baselineAnyPlan, "baseline-any-plan", false, "with -baseline, accept a report of another plan")
+	fs.Func("shard", "run shard `I/N` (0-based) of a sharded run, or auto: I from JOB_COMPLETION_INDEX, N from TECKENRUN_SHARDS", func(s string) (err error) {
+		o.shard, err = parseShard(s, os.Getenv)
+		return err
+	})
+	fs.StringVar(&o.s3Endpoint, "s3-endpoint", "", "with -out s3://…, use the S3-compatible store at `URL` (path-style)")
 	fs.BoolVar(&o.version, "version", false, "print the version and exit")
 	fs.StringVar(&o.cpuprof, "cpuprofile", "", "write a CPU profile of the run to `FILE` (for go tool pprof)")
 	// The flag package would print a parse error and the usage; exitCode
@@ -220,7 +227,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, []string, error) {
 }
 
 func printUsage(fs *flag.FlagSet, w io.Writer) {
-	fmt.Fprintf(w, "usage: teckenrun [flags] PLAN.yaml\n       teckenrun report [-format auto|table|json] RESULT.json\n       teckenrun schema report|plan\n       teckenrun metrics KIND\n       teckenrun compare [-tolerance 10%%] OLD.json NEW.json\n       teckenrun emulator [-listen ADDR]\n\nRuns the steps of a plan against Tecken and reports what happened.\n\nFlags:\n")
+	fmt.Fprintf(w, "usage: teckenrun [flags] PLAN.yaml\n       teckenrun report [-format auto|table|json] RESULT.json\n       teckenrun schema report|plan\n       teckenrun metrics KIND\n       teckenrun compare [-tolerance 10%%] OLD.json NEW.json\n       teckenrun merge [-out MERGED.json] [-partial] SHARD.json… | s3://BUCKET/PREFIX/\n       teckenrun emulator [-listen ADDR]\n\nRuns the steps of a plan against Tecken and reports what happened.\n\nFlags:\n")
 	fs.SetOutput(w)
 	fs.PrintDefaults()
 	fs.SetOutput(io.Discard)
@@ -243,6 +250,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 			return runMetricsCmd(args[1:], stdout)
 		case "compare":
 			return runCompareCmd(args[1:], stdout, stderr, term)
+		case "merge":
+			return runMergeCmd(ctx, args[1:], stdout, stderr, term)
 		}
 	}
 	o, positional, err := parseFlags(args, stderr)
@@ -270,6 +279,9 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	if o.seedSet {
 		plan.Seed = &o.seed
 	}
+	if err := o.shard.checkFlags(plan, o); err != nil {
+		return err
+	}
 	steps, err := plan.selectSteps(o.only)
 	if err != nil {
 		return err
@@ -277,6 +289,11 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	if err := plan.ValidateSteps(steps, o.only != ""); err != nil {
 		return err
 	}
+	if err := o.shard.checkNeeds(plan, steps); err != nil {
+		return err
+	}
+	inShard := o.shard.describe(plan, steps)
+	steps = o.shard.filter(plan, steps)
 	if err := plan.checkFiles(steps); err != nil {
 		return err
 	}
@@ -292,7 +309,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	if o.validate {
 		shown := *plan // passwords in URLs are never printed
 		shown.Host, shown.SymbolicationHost = redactURL(plan.Host), redactURL(plan.SymbolicationHost)
-		if _, err := io.WriteString(stdout, plan.urlsComment(steps)); err != nil {
+		if _, err := io.WriteString(stdout, plan.urlsComment(steps)+inShard); err != nil {
 			return err
 		}
 		return yaml.NewEncoder(stdout).Encode(&shown)
@@ -315,7 +332,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	if term.stderr {
 		progressTo = stderr
 	}
-	rs := runSettings{stdin: stdin, grace: o.grace, progressTo: progressTo}
+	rs := runSettings{stdin: stdin, grace: o.grace, progressTo: progressTo, shard: o.shard}
 	if term.stdin {
 		rs.stdinPrompt = stderr
 	}
@@ -325,7 +342,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		for _, i := range steps {
 			selected[plan.Steps[i].Name] = true
 		}
-		report.Thresholds = evaluate(plan.thresholds, report, selected)
+		report.Thresholds = o.shard.shardThresholds(evaluate(plan.thresholds, report, selected))
 		if base != nil {
 			report.Baseline = compareReports(base, report, o.baseline, float64(o.tolerance))
 		}
@@ -349,8 +366,11 @@ func writeReport(stdout io.Writer, o *options, term terminal, r *Report) error {
 	if err := report(stdout, r); err != nil {
 		return fmt.Errorf("writing the report: %w", err)
 	}
-	if o.out == "" {
+	switch {
+	case o.out == "":
 		return nil
+	case isS3URL(o.out):
+		return putReportS3(o.out, o.s3Endpoint, r)
 	}
 	return writeFileAtomic(o.out, func(w io.Writer) error { return jsonReport(w, r) })
 }
@@ -358,7 +378,7 @@ func writeReport(stdout io.Writer, o *options, term terminal, r *Report) error {
 // checkOut finds, before the run, an -out that could not be written at
 // its end: a directory, or a folder where no file can be created.
 func checkOut(path string) error {
-	if path == "" {
+	if path == "" || isS3URL(path) {
 		return nil
 	}
 	if info, err := os.Stat(path); err == nil && info.IsDir() {

@@ -57,6 +57,10 @@ type Step struct {
 	ListZips    *ListZipsStep    `yaml:"list-zips,omitempty"`
 	MakeZips    *MakeZipsStep    `yaml:"make-zips,omitempty"`
 	Upload      *UploadStep      `yaml:"upload,omitempty"`
+	// Shards says how the step runs in a sharded run (-shard): split,
+	// first or each (shard.go); by default download and symbolicate
+	// split, the other kinds run on shard 0 only (first).
+	Shards string `yaml:"shards,omitempty" jsonschema:"enum=split,enum=first,enum=each"`
 }
 
 // workloads returns the kinds set on a step, in declaration order.
@@ -522,6 +526,7 @@ func (p *Plan) ValidateSteps(steps []int, only bool) error {
 			path += "." + ws[0].kind()
 			ws[0].validate(v, path)
 			v.checkNeeds(i, path, ws[0])
+			v.checkShardMode(fmt.Sprintf("steps[%d].shards", i), s, ws[0].kind())
 		default:
 			kinds := make([]string, len(ws))
 			for j, w := range ws {

@@ -42,6 +42,7 @@ type workload interface {
 type runSettings struct {
 	stdin      io.Reader
 	grace      time.Duration
+	shard      shardSpec // the run's shard; zero when unsharded
 	progressTo io.Writer // nil: no progress line
 
 	// stdinPrompt is where a step that reads stdin says so, when stdin is
@@ -83,7 +84,8 @@ func runPlan(ctx context.Context, plan *Plan, steps []int, rs runSettings) (*Rep
 		seed = *plan.Seed
 	}
 	report := &Report{SchemaVersion: reportSchemaVersion, Version: version, Plan: plan.Name, PlanSHA256: plan.sha256,
-		Host: redactURL(plan.Host), StartedAt: started.UTC(), Seed: seed, Steps: []StepReport{}, Thresholds: []ThresholdResult{}}
+		Host: redactURL(plan.Host), StartedAt: started.UTC(), Seed: seed, Steps: []StepReport{}, Thresholds: []ThresholdResult{},
+		Shard: rs.shard.info()}
 	state := &runState{}
 	defer state.cleanup()
 	rc := runContext{state: state, plan: plan, host: strings.TrimSuffix(plan.Host, "/"), symHost: strings.TrimSuffix(plan.SymbolicationHost, "/"),
@@ -120,6 +122,9 @@ func runPlan(ctx context.Context, plan *Plan, steps []int, rs runSettings) (*Rep
 		w := st.workloads()[0]
 		src := rc
 		src.stepIndex, src.stepName = i, st.Name
+		if rs.shard.splits(st) {
+			src.shard, src.shards = rs.shard.index, rs.shard.count
+		}
 		t0 := time.Now()
 		res, err := w.run(ctx, &src)
 		if res == nil { // failed before it did anything: still the kind's keys
@@ -203,6 +208,9 @@ type runContext struct {
 	progressTo io.Writer
 	stepIndex  int
 	stepName   string
+	// shard and shards split the step's jobs (pace); shards is 0 when
+	// the step runs whole.
+	shard, shards int
 
 	stdinPrompt io.Writer // see runSettings
 }
@@ -438,6 +446,10 @@ type pace struct {
 	rate        float64       // jobs per second; 0 = as fast as concurrency allows
 	duration    time.Duration // stop issuing after this long; 0 = no limit
 	total       int           // jobs to issue; -1 = until duration
+	// shard and shards: issue only the jobs i ≡ shard (mod shards) of the
+	// single run's sequence, at its schedule's times (shard.go); shards
+	// is 0 when the step is not split.
+	shard, shards int
 }
 
 // slot is when a job was meant to start and when a worker started it.
@@ -489,6 +501,9 @@ func issue(ctx, work context.Context, p pace, do func(ctx context.Context, i int
 	defer tick.Stop()
 produce:
 	for i := 0; p.total < 0 || i < p.total; i++ {
+		if !p.owns(i) {
+			continue
+		}
 		var intended time.Time
 		if p.rate > 0 {
 			offset := time.Duration(float64(i) / p.rate * float64(time.Second))
@@ -538,7 +553,8 @@ type aggregator[O any] interface {
 // drive runs a step's jobs from src through issue, adds each outcome to
 // agg on one collector goroutine, and draws the progress line.
 func drive[O any](ctx context.Context, rc *runContext, p pace, src jobSource[O], agg aggregator[O]) error {
-	prog := startProgress(rc.progressTo, rc.stepName, p.total)
+	p.shard, p.shards = rc.shard, rc.shards
+	prog := startProgress(rc.progressTo, rc.stepName, p.shareOf(p.total))
 	col := collect(4*p.concurrency, func(o O) { prog.add(agg.add(o)) })
 	work, cancel := graceContext(ctx, rc.grace)
 	defer cancel()
