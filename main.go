@@ -378,8 +378,11 @@ func writeReport(stdout io.Writer, o *options, term terminal, r *Report) error {
 // checkOut finds, before the run, an -out that could not be written at
 // its end: a directory, or a folder where no file can be created.
 func checkOut(path string) error {
-	if path == "" || isS3URL(path) {
+	switch {
+	case path == "":
 		return nil
+	case isS3URL(path):
+		return checkS3Out(path)
 	}
 	if info, err := os.Stat(path); err == nil && info.IsDir() {
 		return usageErrorf("-out %s is a directory; give the report's file name", path)

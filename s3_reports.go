@@ -85,9 +85,6 @@ func putReport(ctx context.Context, st reportStore, url string, r *Report) error
 	if err != nil {
 		return err
 	}
-	if key == "" || strings.HasSuffix(key, "/") {
-		return fmt.Errorf("-out %s names a folder; give the report's key, such as %sshard-0.json", url, strings.TrimSuffix(url, "/")+"/")
-	}
 	var b bytes.Buffer
 	if err := jsonReport(&b, r); err != nil {
 		return err
@@ -96,6 +93,19 @@ func putReport(ctx context.Context, st reportStore, url string, r *Report) error
 		Body: bytes.NewReader(b.Bytes()), ContentType: aws.String("application/json")})
 	if err != nil {
 		return fmt.Errorf("s3: put object %s: %w", url, err)
+	}
+	return nil
+}
+
+// checkS3Out checks, before the run, an -out in S3: a bucket and the
+// report's key, not a folder.
+func checkS3Out(url string) error {
+	_, key, err := parseS3URL(url)
+	switch {
+	case err != nil:
+		return usageErrorf("-out: %w", err)
+	case key == "" || strings.HasSuffix(key, "/"):
+		return usageErrorf("-out %s names a folder; give the report's key, such as %sshard-0.json", url, strings.TrimSuffix(url, "/")+"/")
 	}
 	return nil
 }
