@@ -33,11 +33,12 @@ type MergeInfo struct {
 	Inputs []string `json:"inputs"`
 }
 
-// mergeReports merges the reports of one sharded run. It refuses, as a
-// usage error, reports that are not shards of one run (another plan, seed
-// or shard count, or the same shard twice) and, unless partial, a run with
-// shards missing.
-func mergeReports(in []namedReport, partial bool) (*Report, error) {
+// mergeReports merges the reports of one sharded run of count shards (0:
+// the count the reports give). It refuses, as a usage error, reports that
+// are not shards of one run (another plan, seed or shard count, or the
+// same shard twice) and, unless partial, a run with shards missing (a
+// notYet error: they may still come).
+func mergeReports(in []namedReport, count int, partial bool) (*Report, error) {
 	if len(in) == 0 {
 		return nil, usageErrorf("merge: no reports to merge")
 	}
@@ -49,7 +50,11 @@ func mergeReports(in []namedReport, partial bool) (*Report, error) {
 	in = slices.Clone(in)
 	slices.SortStableFunc(in, func(a, b namedReport) int { return cmp.Compare(a.r.Shard.Index, b.r.Shard.Index) })
 	first := in[0]
-	count := first.r.Shard.Count
+	if count == 0 {
+		count = first.r.Shard.Count
+	} else if first.r.Shard.Count != count {
+		return nil, usageErrorf("merge: %s is a shard of %d, and -shard says the run has %d", first.name, first.r.Shard.Count, count)
+	}
 	for _, n := range in[1:] {
 		r := n.r
 		switch {
@@ -76,7 +81,7 @@ func mergeReports(in []namedReport, partial bool) (*Report, error) {
 	}
 	if len(info.Missing) > 0 {
 		if !partial {
-			return nil, usageErrorf("merge: %s missing: merge every shard's report, or pass -partial to merge those given", shardList(info.Missing, count))
+			return nil, usageError{notYet{fmt.Errorf("merge: %s missing: merge every shard's report, or pass -partial to merge those given", shardList(info.Missing, count))}}
 		}
 		info.Partial = true
 	}

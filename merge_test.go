@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"math"
 	"math/rand/v2"
 	"os"
@@ -236,7 +237,7 @@ func TestMergedPercentiles(t *testing.T) {
 		}
 		in = append(in, namedReport{fmt.Sprint("shard-", k), dec})
 	}
-	merged, err := mergeReports(in, false)
+	merged, err := mergeReports(in, 0, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -397,5 +398,56 @@ func TestMergePartial(t *testing.T) {
 	}
 	if th[1].OK == nil || !*th[1].OK || th[1].Note != "on a partial merge: shards missing" {
 		t.Errorf("threshold of a: %+v", th[1])
+	}
+}
+
+// TestMergeWaitsForShards: with -wait, merge looks again until the
+// missing shard's report is there.
+func TestMergeWaitsForShards(t *testing.T) {
+	paths := writeReports(t, shardReport(0, 2, nil), shardReport(1, 2, nil))
+	late, err := os.ReadFile(paths[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.Remove(paths[1])
+	sleeps := 0
+	old := mergeSleep
+	t.Cleanup(func() { mergeSleep = old })
+	mergeSleep = func(ctx context.Context, d time.Duration) error {
+		sleeps++
+		if sleeps == 2 { // shard 1 finishes while merge waits
+			return os.WriteFile(paths[1], late, 0o644)
+		}
+		return nil
+	}
+	dir := filepath.Dir(paths[0])
+	merged, err := mergeArgs(t, "-wait", "1h", "-shard", "0/2", filepath.Join(dir, "r0.json"), filepath.Join(dir, "r1.json"))
+	if err != nil {
+		t.Fatalf("merge -wait: %v", err)
+	}
+	if sleeps != 2 || !slices.Equal(merged.Merge.Merged, []int{0, 1}) {
+		t.Errorf("%d waits, merged %v; want 2 waits and both shards", sleeps, merged.Merge.Merged)
+	}
+
+	// Without -wait, the missing shard is an error at once.
+	os.Remove(paths[1])
+	if _, err := mergeArgs(t, paths[0], paths[1]); !errors.Is(err, fs.ErrNotExist) || exitCode(err, io.Discard) != exitUsage {
+		t.Errorf("merge without shard 1's report: %v", err)
+	}
+}
+
+// TestMergeShardFlag: in the pods of shards other than 0, merge has
+// nothing to do; in shard 0's, the count is the flag's.
+func TestMergeShardFlag(t *testing.T) {
+	_, stderr, err := runArgs(t, terminal{}, "merge", "-shard", "2/3", "s3://reports/not-read/")
+	if err != nil || !strings.Contains(stderr, "shard 2/3: shard 0 merges the run, nothing to do here") {
+		t.Errorf("merge -shard 2/3: %v, stderr %q", err, stderr)
+	}
+	t.Setenv(envShardIndex, "0")
+	t.Setenv(envShards, "3")
+	paths := writeReports(t, shardReport(0, 2, nil), shardReport(1, 2, nil))
+	_, err = mergeArgs(t, "-shard", "auto", paths[0], paths[1])
+	if code := exitCode(err, io.Discard); code != exitUsage || !strings.Contains(err.Error(), "r0.json is a shard of 2, and -shard says the run has 3") {
+		t.Errorf("exit code %d: %v", code, err)
 	}
 }

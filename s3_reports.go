@@ -129,7 +129,7 @@ func getReports(ctx context.Context, st reportStore, url string) ([]namedReport,
 			return nil, err
 		}
 		if len(keys) == 0 {
-			return nil, fmt.Errorf("%s holds no .json reports", url)
+			return nil, notYet{fmt.Errorf("%s holds no .json reports", url)}
 		}
 	}
 	out := make([]namedReport, 0, len(keys))
@@ -168,7 +168,7 @@ func getReport(ctx context.Context, st reportStore, bucket, key, name string) (*
 	if err != nil {
 		var apiErr smithy.APIError
 		if errors.As(err, &apiErr) && (apiErr.ErrorCode() == "NoSuchKey" || apiErr.ErrorCode() == "NotFound") {
-			return nil, fmt.Errorf("%s: no such object (to merge every report under a prefix, end it with /)", name)
+			return nil, notYet{fmt.Errorf("%s: no such object (to merge every report under a prefix, end it with /)", name)}
 		}
 		return nil, fmt.Errorf("s3: get object %s: %w", name, err)
 	}
