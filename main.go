@@ -297,6 +297,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	if err := plan.checkFiles(steps); err != nil {
 		return err
 	}
+	o.out = o.shard.outFile(o.out)
 	if err := checkOut(o.out); err != nil {
 		return err
 	}

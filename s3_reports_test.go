@@ -38,8 +38,8 @@ func fakeS3(t *testing.T) (endpoint string, backend *s3mem.Backend) {
 	return ts.URL, backend
 }
 
-// TestS3RoundTrip: shards write their reports to S3 with -out s3://…,
-// and merge reads every report under the prefix and writes the merged
+// TestS3RoundTrip: shards write their reports to S3 with -out s3://…/
+// (each to its shard-I.json), and merge reads every report under the prefix and writes the merged
 // one back to S3.
 func TestS3RoundTrip(t *testing.T) {
 	endpoint, backend := fakeS3(t)
@@ -54,7 +54,7 @@ func TestS3RoundTrip(t *testing.T) {
 	for k := range 2 {
 		wg.Go(func() {
 			errs[k] = run(context.Background(), []string{"-format", "json", "-shard", fmt.Sprintf("%d/2", k), "-s3-endpoint", endpoint,
-				"-out", fmt.Sprintf("%sshard-%d.json", prefix, k), plan}, strings.NewReader(""), io.Discard, io.Discard, terminal{})
+				"-out", prefix, plan}, strings.NewReader(""), io.Discard, io.Discard, terminal{})
 		})
 	}
 	wg.Wait()

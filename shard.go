@@ -268,6 +268,16 @@ func (sh shardSpec) shardThresholds(rs []ThresholdResult) []ThresholdResult {
 	return rs
 }
 
+// outFile is where a shard writes its report: -out, or shard-I.json in
+// it when -out ends in / (a folder, or a prefix in S3), so that the pods
+// of an Indexed Job can share one -out.
+func (sh shardSpec) outFile(out string) string {
+	if sh.count == 0 || !strings.HasSuffix(out, "/") {
+		return out
+	}
+	return fmt.Sprintf("%sshard-%d.json", out, sh.index)
+}
+
 // checkFlags refuses a sharded run without a seed, for the shards would
 // then share out different sequences and overlap, and one with -baseline,
 // which compares whole runs (compare the merged report instead).
