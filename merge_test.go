@@ -399,6 +399,10 @@ func TestMergePartial(t *testing.T) {
 	if th[1].OK == nil || !*th[1].OK || th[1].Note != "on a partial merge: shards missing" {
 		t.Errorf("threshold of a: %+v", th[1])
 	}
+	table, _, err := runArgs(t, terminal{}, "merge", "-format", "table", "-partial", all[1], all[2])
+	if err != nil || !strings.Contains(table, "(seed 1, merged from 2 of 3 shards: PARTIAL, shard 0 of 3 is missing)\n") {
+		t.Errorf("table: %v\n%s", err, table)
+	}
 }
 
 // TestMergeWaitsForShards: with -wait, merge looks again until the

@@ -526,7 +526,7 @@ func (p *Plan) ValidateSteps(steps []int, only bool) error {
 			path += "." + ws[0].kind()
 			ws[0].validate(v, path)
 			v.checkNeeds(i, path, ws[0])
-			v.checkShardMode(fmt.Sprintf("steps[%d].shards", i), s, ws[0].kind())
+			v.checkShardMode(fmt.Sprintf("steps[%d].shards", i), s, ws[0])
 		default:
 			kinds := make([]string, len(ws))
 			for j, w := range ws {

@@ -194,7 +194,7 @@ func tableReport(w io.Writer, r *Report) error {
 	if r.Embedded {
 		host += " (embedded emulator)"
 	}
-	if _, err := fmt.Fprintf(w, "plan %s on %s: %s in %s (seed %d)\n", r.Plan, host, status, seconds(r.DurationS), r.Seed); err != nil {
+	if _, err := fmt.Fprintf(w, "plan %s on %s: %s in %s (seed %d%s)\n", r.Plan, host, status, seconds(r.DurationS), r.Seed, shardNote(r)); err != nil {
 		return err
 	}
 	for _, s := range r.Steps {

@@ -21,11 +21,24 @@ const (
 	shardsEach  = "each"  // every shard runs the whole step
 )
 
-// splittable are the kinds whose job i is the same in every run with the
-// same seed, so that shards can share them out: a download's query i of
-// the shuffled CSV, a symbolicate's batch i of the shuffled stack files.
-// Their steps split by default; the others run on shard 0 only.
-var splittable = map[string]bool{"download": true, "symbolicate": true}
+// splittable says whether a step's job i is the same in every run with
+// the same seed, so that shards can share its jobs out: a download's query
+// i of the shuffled CSV, a symbolicate's batch i of the shuffled stack
+// files. A download of uploaded: true replays what this shard uploaded,
+// which differs from shard to shard. Such steps split by default; the
+// others run on shard 0 only.
+func splittable(w workload) bool {
+	switch w := w.(type) {
+	case *DownloadStep:
+		return !w.Uploaded
+	case *SymbolicateStep:
+		return true
+	}
+	return false
+}
+
+// splittableKinds names what can split, for messages.
+const splittableKinds = "download (of a csv) and symbolicate"
 
 // ShardInfo says which shard of a sharded run a report is.
 type ShardInfo struct {
@@ -100,19 +113,19 @@ func (s *Step) shardMode() string {
 	if s.Shards != "" {
 		return s.Shards
 	}
-	if ws := s.workloads(); len(ws) == 1 && splittable[ws[0].kind()] {
+	if ws := s.workloads(); len(ws) == 1 && splittable(ws[0]) {
 		return shardsSplit
 	}
 	return shardsFirst
 }
 
 // checkShardMode validates a step's shards key.
-func (v *validator) checkShardMode(path string, s *Step, kind string) {
+func (v *validator) checkShardMode(path string, s *Step, w workload) {
 	switch s.Shards {
 	case "", shardsFirst, shardsEach:
 	case shardsSplit:
-		if !splittable[kind] {
-			v.add(path, "%s steps cannot split their work over shards (only %s can); use first or each", kind, orList(sortedKeys(splittable)))
+		if !splittable(w) {
+			v.add(path, "this %s step cannot split its work over shards (only %s steps can); use first or each", w.kind(), splittableKinds)
 		}
 	default:
 		v.add(path, "must be split, first or each, got %q", s.Shards)
@@ -291,4 +304,18 @@ func (sh shardSpec) checkFlags(p *Plan, o *options) error {
 		return usageErrorf("-baseline compares whole runs, not a shard: compare the report of teckenrun merge (teckenrun compare OLD.json MERGED.json)")
 	}
 	return nil
+}
+
+// shardNote is what the table's first line says of a shard's report, or
+// of one that merge made.
+func shardNote(r *Report) string {
+	switch {
+	case r.Shard != nil:
+		return fmt.Sprintf(", shard %d/%d", r.Shard.Index, r.Shard.Count)
+	case r.Merge == nil:
+		return ""
+	case r.Merge.Partial:
+		return fmt.Sprintf(", merged from %d of %d shards: PARTIAL, %s missing", len(r.Merge.Merged), r.Merge.Shards, shardList(r.Merge.Missing, r.Merge.Shards))
+	}
+	return fmt.Sprintf(", merged from %d shards", r.Merge.Shards)
 }

@@ -231,7 +231,9 @@ func TestShardFlagErrors(t *testing.T) {
 		{"baseline", withSeed, []string{"-shard", "0/2", "-baseline", "x.json"}, "-baseline compares whole runs, not a shard"},
 		{"needs from shard 0", withSeed, []string{"-shard", "1/2"}, "steps[1].symbolicate.stacks_dir: needs stack files from steps[0] (make-stacks), which runs on shard 0 only; with -shard, give that step shards: each, or this one shards: first"},
 		{"split what cannot split", "host: embedded\nseed: 3\nsteps:\n  - make-stacks: {from: embedded, count: 2}\n    shards: split\n", []string{"-shard", "0/2"},
-			"steps[0].shards: make-stacks steps cannot split their work over shards (only download or symbolicate can); use first or each"},
+			"steps[0].shards: this make-stacks step cannot split its work over shards (only download (of a csv) and symbolicate steps can); use first or each"},
+		{"split a download of uploads", "host: embedded\nseed: 3\nsteps:\n  - upload: {urls: [\"http://127.0.0.1:1/a.zip\"]}\n    shards: each\n  - download: {uploaded: true}\n    shards: split\n", []string{"-shard", "0/2"},
+			"steps[1].shards: this download step cannot split its work over shards"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Setenv(envShardIndex, "")
