@@ -351,7 +351,7 @@ func (r *SymbolicateResult) merge(other stepResult) error {
 		}
 		e := &r.ErrorsByMessage[i]
 		e.Count += m.Count
-		e.SampleFiles = append(e.SampleFiles, m.SampleFiles[:min(len(m.SampleFiles), maxSampleFiles-len(e.SampleFiles))]...)
+		e.SampleFiles = append(e.SampleFiles, m.SampleFiles[:min(len(m.SampleFiles), max(maxSampleFiles-len(e.SampleFiles), 0))]...)
 	}
 	sortErrorMessages(r.ErrorsByMessage)
 	return nil

@@ -58,8 +58,8 @@ type Step struct {
 	MakeZips    *MakeZipsStep    `yaml:"make-zips,omitempty"`
 	Upload      *UploadStep      `yaml:"upload,omitempty"`
 	// Shards says how the step runs in a sharded run (-shard): split,
-	// first or each (shard.go); by default download and symbolicate
-	// split, the other kinds run on shard 0 only (first).
+	// first or each (shard.go); by default the steps that can split
+	// (splittable) do, the others run on shard 0 only (first).
 	Shards string `yaml:"shards,omitempty" jsonschema:"enum=split,enum=first,enum=each"`
 }
 
