@@ -455,3 +455,118 @@ func TestMergeShardFlag(t *testing.T) {
 		t.Errorf("exit code %d: %v", code, err)
 	}
 }
+
+// TestKindMergesEqualOneAggregate: each request kind's result, merged from
+// two shards' aggregates (through their JSON), equals the result of one
+// aggregate of all the outcomes.
+func TestKindMergesEqualOneAggregate(t *testing.T) {
+	base := time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
+	ex := func(i, status int) exchange {
+		sent := base.Add(time.Duration(i) * 3 * time.Millisecond)
+		e := exchange{Sample: metrics.Sample{Sent: sent, Done: sent.Add(time.Duration(1+i%17) * time.Millisecond), Status: status, Attempts: 1 + i%3/2}}
+		if status == 0 {
+			e.Class, e.err = classTimeout, errors.New("timed out")
+		}
+		return e
+	}
+	// roundTrip encodes a result and decodes it as a saved report would.
+	roundTrip := func(t *testing.T, kind string, r stepResult) stepResult {
+		raw, err := json.Marshal(StepReport{Kind: kind, Name: kind, OK: true, result: r})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var s StepReport
+		if err := json.Unmarshal(raw, &s); err != nil {
+			t.Fatal(err)
+		}
+		return s.result
+	}
+	check := func(t *testing.T, kind string, a, b, all stepResult, normalize func(stepResult)) {
+		t.Helper()
+		merged := roundTrip(t, kind, a)
+		if err := merged.merge(roundTrip(t, kind, b)); err != nil {
+			t.Fatal(err)
+		}
+		normalize(merged)
+		normalize(all)
+		got, _ := json.MarshalIndent(merged, "", " ")
+		want, _ := json.MarshalIndent(all, "", " ")
+		if string(got) != string(want) {
+			t.Errorf("%s: merged\n%s\nwant (one aggregate)\n%s", kind, got, want)
+		}
+	}
+
+	t.Run("download", func(t *testing.T) {
+		q := &queries{rows: make([]query, 9), junk: 1}
+		aggs := []*downloadAgg{newDownloadAgg(q, pace{}), newDownloadAgg(q, pace{}), newDownloadAgg(q, pace{})}
+		for i := range 300 {
+			status := []int{302, 302, 404, 200, 0}[i%5]
+			o := downloadOutcome{exchange: ex(i, status), expect: []int{200, 404}[i%2], debugTime: []string{"0", "0.004", "0.02", ""}[i%4]}
+			aggs[i%2].add(o)
+			aggs[2].add(o)
+		}
+		var res [3]*DownloadResult
+		for i, a := range aggs {
+			res[i], _ = a.result()
+		}
+		check(t, "download", res[0], res[1], res[2], func(stepResult) {})
+	})
+
+	t.Run("symbolicate", func(t *testing.T) {
+		aggs := []*symbolicateAgg{newSymbolicateAgg(4, nil, pace{}), newSymbolicateAgg(4, nil, pace{}), newSymbolicateAgg(4, nil, pace{})}
+		for i := range 200 {
+			status := []int{200, 200, 200, 400, 502}[i%5]
+			o := symOutcome{exchange: ex(i, status), jobs: 1 + i%3, frames: 10 + i%7, files: []string{fmt.Sprint("f", i)},
+				knownFrames: 8, symbolicated: 4 + i%5}
+			switch {
+			case status != 200:
+				o.message = fmt.Sprint("error ", i%4)
+			case i%40 == 0:
+				o.invalid = "wrong number of stacks"
+			default:
+				o.debugs = []map[string]float64{{"time": float64(i%9) / 100, "downloads.time": float64(i%4) / 1000, "downloads.size": float64(i * 100), "stacks.count": float64(i % 6)}}
+			}
+			aggs[i%2].add(o)
+			aggs[2].add(o)
+		}
+		var res [3]*SymbolicateResult
+		for i, a := range aggs {
+			res[i], _ = a.result()
+		}
+		// Sample files are the first ones each shard saw, in its order.
+		check(t, "symbolicate", res[0], res[1], res[2], func(r stepResult) {
+			for i := range r.(*SymbolicateResult).ErrorsByMessage {
+				r.(*SymbolicateResult).ErrorsByMessage[i].SampleFiles = nil
+			}
+		})
+	})
+
+	t.Run("upload", func(t *testing.T) {
+		aggs := []*uploadAgg{}
+		for range 3 {
+			aggs = append(aggs, &uploadAgg{requests: newRequests(pace{}), res: newUploadResult(), state: &runState{}})
+		}
+		for i := range 12 {
+			rec := UploadRecord{File: fmt.Sprintf("z%02d.zip", i), Bytes: int64(1000 + i), Attempts: 1 + i%2, Status: 201}
+			e := ex(i, 201)
+			rec.ex = &e
+			switch i % 4 {
+			case 1:
+				rec.Status, rec.Error = 400, ptr("bad zip")
+			case 2:
+				rec.ex, rec.skipped = nil, &SkippedUpload{File: rec.File, Reason: "locked"}
+			}
+			aggs[i%2].add(rec)
+			aggs[2].add(rec)
+		}
+		for _, a := range aggs {
+			a.res.Metrics = a.m.Summary()
+		}
+		// Each shard's uploads come in turn: compare them in file order.
+		check(t, "upload", aggs[0].res, aggs[1].res, aggs[2].res, func(r stepResult) {
+			u := r.(*UploadResult)
+			slices.SortFunc(u.Uploads, func(a, b UploadRecord) int { return strings.Compare(a.File, b.File) })
+			slices.SortFunc(u.SkippedUploads, func(a, b SkippedUpload) int { return strings.Compare(a.File, b.File) })
+		})
+	})
+}
