@@ -179,7 +179,8 @@ func TestShardPartitions(t *testing.T) {
 }
 
 // TestShardAuto: -shard auto takes the shard from the environment of an
-// Indexed Job's pod, and runs the share of it; the shard's thresholds
+// Indexed Job's pod, runs the share of it and writes shard-I.json into an
+// -out that ends in /; the shard's thresholds
 // have no verdict, so that it exits 0 where the whole would not.
 func TestShardAuto(t *testing.T) {
 	emu := emulator.NewEmbedded()
@@ -190,6 +191,7 @@ func TestShardAuto(t *testing.T) {
 	defer stop()
 	t.Setenv(envShardIndex, "1")
 	t.Setenv(envShards, "3")
+	out := t.TempDir()
 	r, _, err := runPlanAs[struct {
 		Shard      *ShardInfo        `json:"shard"`
 		Thresholds []ThresholdResult `json:"thresholds"`
@@ -199,9 +201,12 @@ func TestShardAuto(t *testing.T) {
 				Requests int `json:"requests"`
 			} `json:"metrics"`
 		} `json:"steps"`
-	}](t, context.Background(), shardPlan(url, "thresholds: [\"download.requests > 100\"]\n"), nil, nil, "-shard", "auto")
+	}](t, context.Background(), shardPlan(url, "thresholds: [\"download.requests > 100\"]\n"), nil, nil, "-shard", "auto", "-out", out+"/")
 	if err != nil {
 		t.Fatalf("shard run: %v", err)
+	}
+	if saved, err := loadReport(filepath.Join(out, "shard-1.json")); err != nil || *saved.Shard != (ShardInfo{1, 3}) {
+		t.Errorf("-out FOLDER/: %v", err)
 	}
 	if r.Shard == nil || *r.Shard != (ShardInfo{1, 3}) {
 		t.Errorf("shard %+v, want {1 3}", r.Shard)
