@@ -106,7 +106,6 @@ func mergeReports(in []namedReport, count int, partial bool) (*Report, error) {
 			s.Error = shardError(s.Error, r.Shard.Index)
 			dst, seen := steps[s.Name]
 			if !seen {
-				s := s
 				steps[s.Name] = &s
 				order = slices.Insert(order, at, s.Name)
 				at++
@@ -114,7 +113,7 @@ func mergeReports(in []namedReport, count int, partial bool) (*Report, error) {
 			}
 			at = slices.Index(order, s.Name) + 1
 			if err := dst.mergeStep(s); err != nil {
-				return nil, fmt.Errorf("merge: %s: step %q: %w", n.name, s.Name, err)
+				return nil, usageErrorf("merge: %s: step %q: %w", n.name, s.Name, err)
 			}
 		}
 	}

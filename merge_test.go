@@ -295,6 +295,14 @@ func writeReports(t *testing.T, reports ...*Report) []string {
 	return paths
 }
 
+// badDownload gives a report a download step whose metrics count requests
+// that none of its distributions hold.
+func badDownload(r *Report) {
+	res := &DownloadResult{Metrics: metrics.New(false).Summary(), ByStatus: []DownloadStatus{}}
+	res.Metrics.Requests = 5
+	r.Steps = []StepReport{{Kind: "download", Name: "download", OK: true, result: res}}
+}
+
 // TestMergeRefuses: every report set that is not the shards of one run
 // is refused with a clear message and exit 2.
 func TestMergeRefuses(t *testing.T) {
@@ -319,6 +327,8 @@ func TestMergeRefuses(t *testing.T) {
 			"r1.json is not the report of a shard (it has no shard: runs made with -shard I/N have one)"},
 		{"different thresholds", []*Report{shardReport(0, 2, func(r *Report) { r.Thresholds = []ThresholdResult{{Expr: "a.requests > 1"}} }), shardReport(1, 2, nil)}, nil,
 			"list different thresholds"},
+		{"metrics that do not add up", []*Report{shardReport(0, 2, badDownload), shardReport(1, 2, badDownload)}, nil,
+			`r1.json: step "download": metrics.first_sent_at: first_sent_at and last_done_at must be null exactly when there are no requests`},
 		{"no reports", nil, nil, "merge: no reports given"},
 		{"bad flag", nil, []string{"-nope"}, "merge: flag provided but not defined: -nope"},
 	} {
