@@ -162,6 +162,8 @@ type options struct {
 	tolerance       tolerance
 	baselineAnyPlan bool
 	push            *url.URL // -push: the Pushgateway, nil without one
+	shard           shardSpec // -shard; zero without it
+	s3Endpoint      string
 }
 
 func parseFlags(args []string, stderr io.Writer) (*options, []string, error) {
@@ -192,6 +194,11 @@ func parseFlags(args []string, stderr io.Writer) (*options, []string, error) {
 	fs.StringVar(&o.baseline, "baseline", "", "compare the run with this previous report (`FILE`) of the same plan: a regression exits 3")
 	fs.Var(&o.tolerance, "tolerance", "with -baseline, how much worse a figure may get (`PERCENT`, default 10%)")
 	fs.BoolVar(&o.baselineAnyPlan, "baseline-any-plan", false, "with -baseline, accept a report of another plan")
+	fs.Func("shard", "run shard `I/N` (0-based) of a sharded run, or auto: I from JOB_COMPLETION_INDEX, N from TECKENRUN_SHARDS", func(s string) (err error) {
+		o.shard, err = parseShard(s, os.Getenv)
+		return err
+	})
+	fs.StringVar(&o.s3Endpoint, "s3-endpoint", "", "with -out s3://…, use the S3-compatible store at `URL` (path-style)")
 	fs.BoolVar(&o.version, "version", false, "print the version and exit")
 	fs.BoolVar(&o.quiet, "quiet", false, "report no progress on stderr (errors still are)")
 	fs.StringVar(&o.cpuprof, "cpuprofile", "", "write a CPU profile of the run to `FILE` (for go tool pprof)")
@@ -237,7 +244,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, []string, error) {
 }
 
 func printUsage(fs *flag.FlagSet, w io.Writer) {
-	fmt.Fprintf(w, "usage: teckenrun [flags] PLAN.yaml\n       teckenrun report [-format auto|table|json|openmetrics] RESULT.json\n       teckenrun report -format html RESULT.json [MORE.json ...]\n       teckenrun schema report|plan\n       teckenrun metrics KIND\n       teckenrun compare [-tolerance 10%%] OLD.json NEW.json\n       teckenrun emulator [-listen ADDR]\n\nRuns the steps of a plan against Tecken and reports what happened.\n\nFlags:\n")
+	fmt.Fprintf(w, "usage: teckenrun [flags] PLAN.yaml\n       teckenrun report [-format auto|table|json|openmetrics] RESULT.json\n       teckenrun report -format html RESULT.json [MORE.json ...]\n       teckenrun schema report|plan\n       teckenrun metrics KIND\n       teckenrun compare [-tolerance 10%%] OLD.json NEW.json\n       teckenrun merge [-out MERGED.json] [-partial] SHARD.json… | s3://BUCKET/PREFIX/\n       teckenrun emulator [-listen ADDR]\n\nRuns the steps of a plan against Tecken and reports what happened.\n\nFlags:\n")
 	fs.SetOutput(w)
 	fs.PrintDefaults()
 	fs.SetOutput(io.Discard)
@@ -260,6 +267,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 			return runMetricsCmd(args[1:], stdout)
 		case "compare":
 			return runCompareCmd(args[1:], stdout, stderr, term)
+		case "merge":
+			return runMergeCmd(ctx, args[1:], stdout, stderr, term)
 		}
 	}
 	o, positional, err := parseFlags(args, stderr)
@@ -287,6 +296,9 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	if o.seedSet {
 		plan.Seed = &o.seed
 	}
+	if err := o.shard.checkFlags(plan, o); err != nil {
+		return err
+	}
 	steps, err := plan.selectSteps(o.only)
 	if err != nil {
 		return err
@@ -294,9 +306,15 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	if err := plan.ValidateSteps(steps, o.only != ""); err != nil {
 		return err
 	}
+	if err := o.shard.checkNeeds(plan, steps); err != nil {
+		return err
+	}
+	inShard := o.shard.describe(plan, steps)
+	steps = o.shard.filter(plan, steps)
 	if err := plan.checkFiles(steps); err != nil {
 		return err
 	}
+	o.out = o.shard.outFile(o.out)
 	if err := checkOut("-out", o.out); err != nil {
 		return err
 	}
@@ -312,7 +330,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	if o.validate {
 		shown := *plan // passwords in URLs are never printed
 		shown.Host, shown.SymbolicationHost = redactURL(plan.Host), redactURL(plan.SymbolicationHost)
-		if _, err := io.WriteString(stdout, plan.urlsComment(steps)); err != nil {
+		if _, err := io.WriteString(stdout, plan.urlsComment(steps)+inShard); err != nil {
 			return err
 		}
 		return yaml.NewEncoder(stdout).Encode(&shown)
@@ -335,7 +353,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	if !o.quiet {
 		progressTo = stderr
 	}
-	rs := runSettings{stdin: stdin, grace: o.grace, progressTo: progressTo, live: term.stderr}
+	rs := runSettings{stdin: stdin, grace: o.grace, progressTo: progressTo, live: term.stderr, shard: o.shard}
 	if term.stdin {
 		rs.stdinPrompt = stderr
 	}
@@ -345,7 +363,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		for _, i := range steps {
 			selected[plan.Steps[i].Name] = true
 		}
-		report.Thresholds = evaluate(plan.thresholds, report, selected)
+		report.Thresholds = o.shard.shardThresholds(evaluate(plan.thresholds, report, selected))
 		if base != nil {
 			report.Baseline = compareReports(base, report, o.baseline, float64(o.tolerance))
 		}
@@ -376,7 +394,13 @@ func writeReport(stdout io.Writer, o *options, term terminal, r *Report) error {
 	if err := report(stdout, r); err != nil {
 		return fmt.Errorf("writing the report: %w", err)
 	}
-	if o.out != "" {
+	switch {
+	case o.out == "":
+	case isS3URL(o.out):
+		if err := putReportS3(o.out, o.s3Endpoint, r); err != nil {
+			return err
+		}
+	default:
 		if err := writeFileAtomic(o.out, func(w io.Writer) error { return jsonReport(w, r) }); err != nil {
 			return err
 		}
@@ -391,8 +415,11 @@ func writeReport(stdout io.Writer, o *options, term terminal, r *Report) error {
 // could not be written at its end: a directory, or a folder where no file
 // can be created.
 func checkOut(name, path string) error {
-	if path == "" {
+	switch {
+	case path == "":
 		return nil
+	case isS3URL(path):
+		return checkS3Out(path)
 	}
 	if info, err := os.Stat(path); err == nil && info.IsDir() {
 		return usageErrorf("%s %s is a directory; give the report's file name", name, path)

@@ -60,6 +60,10 @@ type Step struct {
 	Upload       *UploadStep       `yaml:"upload,omitempty"`
 	Analyze      *AnalyzeStep      `yaml:"analyze,omitempty"`
 	FetchRecords *FetchRecordsStep `yaml:"fetch-records,omitempty"`
+	// Shards says how the step runs in a sharded run (-shard): split,
+	// first or each (shard.go); by default the steps that can split
+	// (splittable) do, the others run on shard 0 only (first).
+	Shards string `yaml:"shards,omitempty" jsonschema:"enum=split,enum=first,enum=each"`
 }
 
 // workloads returns the kinds set on a step, in declaration order.
@@ -543,6 +547,7 @@ func (p *Plan) ValidateSteps(steps []int, only bool) error {
 			path += "." + ws[0].kind()
 			ws[0].validate(v, path)
 			v.checkNeeds(i, path, ws[0])
+			v.checkShardMode(fmt.Sprintf("steps[%d].shards", i), s, ws[0])
 		default:
 			kinds := make([]string, len(ws))
 			for j, w := range ws {

@@ -59,6 +59,12 @@ type Report struct {
 	Thresholds []ThresholdResult `json:"thresholds"`
 	// Baseline compares the run with -baseline's report; null without one.
 	Baseline *Comparison `json:"baseline"`
+	// Shard is the shard of a sharded run (-shard) that the report is;
+	// null for a whole run.
+	Shard *ShardInfo `json:"shard"`
+	// Merge says which shards teckenrun merge added up into the report;
+	// null for a report that no merge made.
+	Merge *MergeInfo `json:"merge"`
 }
 
 // StepReport is one step's outcome. In JSON, the kind's own fields follow
@@ -84,6 +90,8 @@ type StepReport struct {
 // that its table shows, so that a decoded report prints as the run did.
 type stepResult interface {
 	writeTable(w io.Writer) error
+	// merge adds the result of the same step in another shard (merge.go).
+	merge(other stepResult) error
 }
 
 // stepCommon is StepReport without its methods, for encoding.
@@ -190,7 +198,7 @@ func tableReport(w io.Writer, r *Report) error {
 	if r.Embedded {
 		host += " (embedded emulator)"
 	}
-	if _, err := fmt.Fprintf(w, "plan %s on %s: %s in %s (seed %d)\n", r.Plan, host, status, seconds(r.DurationS), r.Seed); err != nil {
+	if _, err := fmt.Fprintf(w, "plan %s on %s: %s in %s (seed %d%s)\n", r.Plan, host, status, seconds(r.DurationS), r.Seed, shardNote(r)); err != nil {
 		return err
 	}
 	for _, s := range r.Steps {

@@ -15,7 +15,8 @@ import (
 	"github.com/mozilla-services/teckenrun/internal/metrics"
 )
 
-// namedReport is a report and the label that names it in legends.
+// namedReport is a decoded report and the label that names it: where it
+// came from, or its name in legends.
 type namedReport struct {
 	label string
 	r     *Report

@@ -150,7 +150,22 @@ func (a *symbolicateAgg) result() (*SymbolicateResult, error) {
 	for _, m := range a.messages {
 		r.ErrorsByMessage = append(r.ErrorsByMessage, *m)
 	}
-	slices.SortFunc(r.ErrorsByMessage, func(a, b ErrorMessage) int {
+	sortErrorMessages(r.ErrorsByMessage)
+	r.Debug = map[string]*metrics.ValueSummary{}
+	for k, d := range a.debug {
+		r.Debug[k] = d.Summary()
+	}
+	r.conclude()
+	if err == nil && m.Requests > 0 && a.valid == 0 {
+		err = fmt.Errorf("no answer was a valid symbolication: %s", answersSummary(r))
+	}
+	return r, err
+}
+
+// sortErrorMessages orders error messages by count, most first, then by
+// message and status.
+func sortErrorMessages(ms []ErrorMessage) {
+	slices.SortFunc(ms, func(a, b ErrorMessage) int {
 		if a.Count != b.Count {
 			return cmp.Compare(b.Count, a.Count)
 		}
@@ -159,24 +174,25 @@ func (a *symbolicateAgg) result() (*SymbolicateResult, error) {
 		}
 		return a.Status - b.Status
 	})
-	r.Debug = map[string]*metrics.ValueSummary{}
+}
+
+// conclude computes the conclusion from the sums of the debug figures.
+func (r *SymbolicateResult) conclude() {
+	r.Conclusion = DebugConclusion{}
 	sums := map[string]float64{}
-	for k, d := range a.debug {
-		r.Debug[k] = d.Summary()
-		sums[k], _ = r.Debug[k].Sum.Float64()
+	for k, d := range r.Debug {
+		if d != nil {
+			sums[k], _ = d.Sum.Float64()
+		}
 	}
 	if t := sums["downloads.time"]; t > 0 {
 		r.Conclusion.DownloadBytesPerS = ptr(sums["downloads.size"] / t)
 	}
-	if _, ok := a.debug["time"]; ok {
+	if _, ok := r.Debug["time"]; ok {
 		total := sums["time"] - sums["downloads.time"] - sums["cache_lookups.time"]
 		r.Conclusion.NotDownloadingTotalS = ptr(total)
 		r.Conclusion.NotDownloadingAvgS = ptr(total / float64(r.DebugObjects))
 	}
-	if err == nil && m.Requests > 0 && a.valid == 0 {
-		err = fmt.Errorf("no answer was a valid symbolication: %s", answersSummary(r))
-	}
-	return r, err
 }
 
 // answersSummary says what a symbolicate step got instead of valid

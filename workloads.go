@@ -49,7 +49,8 @@ type runSettings struct {
 	// live says progressTo is a terminal: a line redrawn in place, rather
 	// than a status line every statusEvery.
 	live  bool
-	clock clock // nil: the real clock
+	clock clock     // nil: the real clock
+	shard shardSpec // the run's shard; zero when unsharded
 
 	// stdinPrompt is where a step that reads stdin says so, when stdin is
 	// a terminal (nil otherwise).
@@ -90,7 +91,8 @@ func runPlan(ctx context.Context, plan *Plan, steps []int, rs runSettings) (*Rep
 		seed = *plan.Seed
 	}
 	report := &Report{SchemaVersion: reportSchemaVersion, Version: version, Plan: plan.Name, PlanSHA256: plan.sha256,
-		Host: redactURL(plan.Host), StartedAt: started.UTC(), Seed: seed, Steps: []StepReport{}, Thresholds: []ThresholdResult{}}
+		Host: redactURL(plan.Host), StartedAt: started.UTC(), Seed: seed, Steps: []StepReport{}, Thresholds: []ThresholdResult{},
+		Shard: rs.shard.info()}
 	state := &runState{}
 	defer state.cleanup()
 	rc := runContext{state: state, plan: plan, host: strings.TrimSuffix(plan.Host, "/"), symHost: strings.TrimSuffix(plan.SymbolicationHost, "/"),
@@ -135,6 +137,9 @@ func runPlan(ctx context.Context, plan *Plan, steps []int, rs runSettings) (*Rep
 		}
 		src := rc
 		src.stepIndex, src.stepName = i, st.Name
+		if rs.shard.splits(st) {
+			src.shard, src.shards = rs.shard.index, rs.shard.count
+		}
 		t0 := time.Now()
 		src.prog = startProgress(rs, st.Name)
 		res, err := w.run(ctx, &src)
@@ -230,6 +235,9 @@ type runContext struct {
 	prog      *progress
 	stepIndex int
 	stepName  string
+	// shard and shards split the step's jobs (pace); shards is 0 when
+	// the step runs whole.
+	shard, shards int
 
 	stdinPrompt io.Writer // see runSettings
 }
@@ -473,6 +481,10 @@ type pace struct {
 	// linger is how long jobs in flight may go on once the duration is
 	// up (the plan's timeout); then they are cancelled.
 	linger time.Duration
+	// shard and shards: issue only the jobs i ≡ shard (mod shards) of the
+	// single run's sequence, at its schedule's times (shard.go); shards
+	// is 0 when the step is not split.
+	shard, shards int
 }
 
 // scheduled reports whether jobs are issued on a rate's schedule.
@@ -561,7 +573,7 @@ func issue(ctx, work context.Context, p pace, do func(ctx context.Context, i int
 	switch {
 	case p.scheduled():
 		sched = newSchedule(p.rate, p.duration, p.stages)
-		res.target = sched.meanRate()
+		res.target = sched.meanRate() / float64(max(p.shards, 1)) // a shard owns 1/shards of the slots
 		if maxW = p.maxConcurrency; maxW <= 0 {
 			maxW = 10 * p.concurrency
 		}
@@ -591,6 +603,9 @@ func issue(ctx, work context.Context, p pace, do func(ctx context.Context, i int
 	timeUp := false
 produce:
 	for i := 0; p.total < 0 || i < p.total; i++ {
+		if !p.owns(i) {
+			continue
+		}
 		var intended time.Time
 		if sched != nil {
 			at, ok := sched.at(i)
@@ -632,7 +647,8 @@ produce:
 				if p.total >= 0 {
 					n = min(n, p.total)
 				}
-				res.missed = max(n-i, 0)
+				res.missed = max(p.shareOf(n)-p.shareOf(i), 0) // the shard's own slots
+
 			}
 			break produce
 		}
@@ -741,10 +757,11 @@ type aggregator[O any] interface {
 // drive runs a step's jobs from src through issue, adds each outcome to
 // agg on one collector goroutine, and counts them for the progress line.
 func drive[O any](ctx context.Context, rc *runContext, p pace, src jobSource[O], agg aggregator[O]) (issued, error) {
+	p.shard, p.shards = rc.shard, rc.shards
 	rc.prog.expect(func(pl *progressPlan) {
-		pl.total, pl.duration, pl.errors = int64(max(p.total, 0)), p.length(), true
+		pl.total, pl.duration, pl.errors = int64(max(p.shareOf(p.total), 0)), p.length(), true
 		if p.scheduled() {
-			pl.target = newSchedule(p.rate, p.duration, p.stages).meanRate()
+			pl.target = newSchedule(p.rate, p.duration, p.stages).meanRate() / float64(max(p.shards, 1))
 		}
 	})
 	col := collect(4*p.concurrency, func(o O) { rc.prog.add(agg.add(o)) })
