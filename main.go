@@ -161,7 +161,7 @@ type options struct {
 	baseline        string
 	tolerance       tolerance
 	baselineAnyPlan bool
-	push            *url.URL // -push: the Pushgateway, nil without one
+	push            *url.URL  // -push: the Pushgateway, nil without one
 	shard           shardSpec // -shard; zero without it
 	s3Endpoint      string
 }
