@@ -196,8 +196,8 @@ func (t *tolerance) String() string { return strconv.FormatFloat(float64(*t)*100
 func (t *tolerance) Set(s string) error {
 	pct := strings.HasSuffix(s, "%")
 	v, err := strconv.ParseFloat(strings.TrimSuffix(s, "%"), 64)
-	if err != nil || v < 0 || math.IsInf(v, 0) {
-		return errors.New("must be a percentage such as 10% (or a fraction such as 0.1)")
+	if err != nil || v < 0 || math.IsInf(v, 0) || math.IsNaN(v) || (!pct && v > 1) {
+		return errors.New("must be a percentage such as 10% (or a fraction from 0 to 1, such as 0.1)")
 	}
 	if pct {
 		v /= 100

@@ -137,7 +137,7 @@ func (s *StepReport) mergeStep(o StepReport) error {
 	}
 	s.OK = s.OK && o.OK
 	s.DurationS = max(s.DurationS, o.DurationS) // the shards ran at once
-	s.interrupted = s.interrupted || o.interrupted
+	s.Interrupted = s.Interrupted || o.Interrupted
 	switch {
 	case s.Error == nil:
 		s.Error = o.Error

@@ -81,9 +81,10 @@ type StepReport struct {
 	// Error says why the step failed; null when it did not.
 	Error     *string `json:"error"`
 	DurationS float64 `json:"duration_s"`
+	// Interrupted is true when a signal cut the step short.
+	Interrupted bool `json:"interrupted"`
 
-	result      stepResult
-	interrupted bool // an interrupt cut the step short
+	result stepResult
 }
 
 // stepResult is a step kind's own report. Its exported fields are all
@@ -210,7 +211,7 @@ func tableReport(w io.Writer, r *Report) error {
 		}
 		state := "ok"
 		switch {
-		case s.interrupted:
+		case s.Interrupted:
 			state = "interrupted"
 		case !s.OK:
 			state = "FAILED"

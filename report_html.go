@@ -69,6 +69,9 @@ type htmlSpan struct {
 	Step   string  `json:"step"`
 	StartS float64 `json:"start_s"`
 	EndS   float64 `json:"end_s"`
+	// Stages are where the step's stages end, from its first request
+	// (seconds since the run started); [] for a step without stages.
+	Stages []float64 `json:"stages"`
 }
 
 // htmlStep is a step's charts; a step that made no requests has none.
@@ -141,8 +144,15 @@ func stepSpans(r *Report) []htmlSpan {
 	}
 	start := max(r.EndedAt.Sub(r.StartedAt).Seconds()-total, 0)
 	for i, s := range r.Steps {
-		spans[i] = htmlSpan{Step: s.Name, StartS: roundMicro(start), EndS: roundMicro(start + s.DurationS)}
+		spans[i] = htmlSpan{Step: s.Name, StartS: roundMicro(start), EndS: roundMicro(start + s.DurationS), Stages: []float64{}}
 		start += s.DurationS
+		if m := requestSummary(&r.Steps[i]); m != nil && m.FirstSentAt != nil {
+			at := m.FirstSentAt.Sub(r.StartedAt).Seconds()
+			for _, st := range m.Stages {
+				at += st.DurationS
+				spans[i].Stages = append(spans[i].Stages, roundMicro(at))
+			}
+		}
 	}
 	return spans
 }

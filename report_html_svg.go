@@ -251,6 +251,12 @@ func drawSpans(b *strings.Builder, step string, files []htmlFile, x *axis) {
 				fmt.Fprintf(b, `<text class="sn" x="%.1f" y="%g" text-anchor="middle">%d</text>`, (x.pos(lo)+x.pos(hi))/2, padT+10, i+1)
 			case sp.Step == step:
 				fmt.Fprintf(b, `<rect class="span" x="%.1f" y="%g" width="%.1f" height="%g"/>`, x.pos(lo), padT, x.pos(hi)-x.pos(lo), svgH-padT-padB)
+				for _, v := range sp.Stages { // where each stage of the step's load shape ends
+					if v >= x.lo && v <= x.hi {
+						p := x.pos(v)
+						fmt.Fprintf(b, `<line class="stage" x1="%.1f" x2="%.1f" y1="%g" y2="%g" stroke-dasharray="1 2"/>`, p, p, padT, svgH-padB)
+					}
+				}
 			}
 			for _, v := range []float64{sp.StartS, sp.EndS} {
 				if v >= x.lo && v <= x.hi {

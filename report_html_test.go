@@ -323,3 +323,25 @@ func TestHTMLAfterInterruptedRun(t *testing.T) {
 		t.Errorf("the request that finished is not drawn: %+v", bars.Series[0])
 	}
 }
+
+// TestHTMLMarksStages: a step with stages has their ends in its span and
+// drawn on its charts' time axis.
+func TestHTMLMarksStages(t *testing.T) {
+	_, url := startEmulator(t, emulator.Options{})
+	page := filepath.Join(t.TempDir(), "run.html")
+	_, _, err := runPlanAs[Report](t, t.Context(), downloadPlan(url, "      stages: [{duration: 500ms, rate: 40}, {duration: 500ms, rate: 40}]\n"), downloadFiles, nil, "-html", page)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := os.ReadFile(page)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, _ := pageData(t, raw)
+	if sp := d.Files[0].Spans[0]; len(sp.Stages) != 2 || sp.Stages[1]-sp.Stages[0] != 0.5 {
+		t.Errorf("span %+v, want the ends of two 0.5 s stages", sp)
+	}
+	if n := strings.Count(string(raw), `class="stage"`); n < 2 {
+		t.Errorf("%d stage marks drawn", n)
+	}
+}

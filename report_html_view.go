@@ -113,7 +113,7 @@ func buildHTMLView(reports []namedReport, d *htmlData) htmlView {
 			s := &nr.r.Steps[i]
 			state := "ok"
 			switch {
-			case s.interrupted:
+			case s.Interrupted:
 				state = "interrupted"
 			case !s.OK:
 				state = "FAILED"

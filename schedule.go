@@ -123,7 +123,7 @@ func (r ramp) solve(m float64) (float64, bool) {
 	var s float64
 	switch {
 	case c == 0 && r.a == 0:
-		return 0, m == 0 && r.d > 0
+		return 0, false // a rate of 0 sends nothing
 	case c == 0:
 		s = m / r.a
 	default:

@@ -186,3 +186,27 @@ func TestConcurrencyStages(t *testing.T) {
 		t.Errorf("1.5 s of stages took %v", took)
 	}
 }
+
+// TestDurationBoundsAStepThatKeepsUp: every slot of the schedule is sent
+// on time, but the server never answers: the step still ends once its
+// duration and the plan's timeout are up, and the requests cut off count
+// as timeouts (not as cancelled by an interrupt), which fails the step.
+func TestDurationBoundsAStepThatKeepsUp(t *testing.T) {
+	_, url := startEmulator(t, emulator.Options{Faults: []emulator.Fault{{Endpoint: "download", Every: 1, Stall: time.Hour}}})
+	plan := strings.Replace(downloadPlan(url, "      rate: 5\n      duration: 1s\n      concurrency: 2\n"), "timeout: 5s", "timeout: 1s", 1)
+	start := time.Now()
+	r, err := runJSON(t, context.Background(), plan, downloadFiles)
+	took := time.Since(start)
+	if err == nil || r == nil {
+		t.Fatalf("a step whose every request was cut off: %v", err)
+	}
+	m := r.Steps[0].Metrics
+	if m.Requests != 5 || m.Errors != 5 || m.TransportErrors.Timeout != 5 || m.Cancelled != 0 || m.Missed != 0 || m.Saturated {
+		t.Errorf("requests %d, errors %d, timeouts %d, cancelled %d, missed %d, saturated %v: want 5 timeouts",
+			m.Requests, m.Errors, m.TransportErrors.Timeout, m.Cancelled, m.Missed, m.Saturated)
+	}
+	// The bound is 1 s of duration and 1 s of timeout.
+	if took > 5*time.Second {
+		t.Errorf("a step bounded at 2 s took %v", took)
+	}
+}

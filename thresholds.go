@@ -2,6 +2,7 @@ package main
 
 import (
 	"errors"
+	"math"
 	"fmt"
 	"io"
 	"regexp"
@@ -259,7 +260,7 @@ func parseThresholdValue(s string, u unit) (float64, error) {
 		s = strings.TrimSuffix(s, "%")
 	}
 	v, err := strconv.ParseFloat(s, 64)
-	if err != nil {
+	if err != nil || math.IsNaN(v) || math.IsInf(v, 0) {
 		return 0, fmt.Errorf("%q is not a number (%s)", s, u)
 	}
 	if u == unitRatio && (v < 0 || v > 1) {

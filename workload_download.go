@@ -121,7 +121,7 @@ func (d *DownloadStep) run(ctx context.Context, rc *runContext) (stepResult, err
 	if d.Try {
 		prefix += "/try"
 	}
-	tr := rc.transport(*d.Concurrency)
+	tr := rc.transport(maxWorkersOf(pace{concurrency: *d.Concurrency, maxConcurrency: d.MaxConcurrency, rate: d.Rate, stages: d.Stages}))
 	defer tr.CloseIdleConnections()
 	pol := retryPolicy{retries: downloadRetries, base: 100 * time.Millisecond, cap: 2 * time.Second,
 		timeout: time.Duration(rc.plan.Timeout)}

@@ -154,7 +154,7 @@ func (r *DownloadResult) writeTable(w io.Writer) error {
 		}
 		rows = append(rows, row)
 	}
-	// SRV is Tecken's own time, its Debug-Time header.
+	// DEBUG is Tecken's own time, its Debug-Time header.
 	n := " " + u.name
-	return writeTable(w, []string{"STATUS", "COUNT", "P50" + n, "P95" + n, "P99" + n, "MEAN" + n, "SRV P50" + n, "SRV MEAN" + n, "% RIGHT"}, rows)
+	return writeTable(w, []string{"STATUS", "COUNT", "P50" + n, "P95" + n, "P99" + n, "MEAN" + n, "DEBUG P50" + n, "DEBUG MEAN" + n, "% RIGHT"}, rows)
 }

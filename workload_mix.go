@@ -184,7 +184,7 @@ func (m *MixStep) run(ctx context.Context, rc *runContext) (stepResult, error) {
 		duration: time.Duration(m.Duration), total: total, linger: time.Duration(rc.plan.Timeout)}
 	src := &mixSource{seed: seed}
 	agg := &mixAgg{requests: newRequests(p), res: newMixResult()}
-	tr := rc.transport(*m.Workers)
+	tr := rc.transport(maxWorkersOf(p))
 	defer tr.CloseIdleConnections()
 	if d := m.Scenarios.Download; d != nil {
 		qs, err := loadQueries(rc.plan.resolve(d.CSV), false)
@@ -203,6 +203,9 @@ func (m *MixStep) run(ctx context.Context, rc *runContext) (stepResult, error) {
 			agg.res.Balance = balance(qs)
 		}
 		if len(qs.jobs) == 0 {
+			if m.Balance {
+				return agg.res, fmt.Errorf("%s: balance keeps nothing: %d jobs expected to be found, %d expected to be missing", d.CSV, agg.res.Balance.FoundJobs, agg.res.Balance.MissingJobs)
+			}
 			return agg.res, fmt.Errorf("%s: no usable rows to download", d.CSV)
 		}
 		src.weights[scenarioDownload] = d.Weight
@@ -244,13 +247,16 @@ func (m *MixStep) run(ctx context.Context, rc *runContext) (stepResult, error) {
 
 // balance keeps as many jobs expected to be found (logged 200) as
 // expected to be missing (logged 403 or 404): the smaller group sets the
-// count. The jobs are already shuffled, so the first of each are kept.
+// count, and jobs of other statuses are left out. The jobs are already
+// shuffled, so the first of each are kept.
 func balance(qs *queries) *MixBalance {
 	b := &MixBalance{}
+	missing := func(j uint32) bool { e := qs.rows[j].expect; return e == http.StatusNotFound || e == http.StatusForbidden }
 	for _, j := range qs.jobs {
-		if qs.rows[j].expect == http.StatusOK {
+		switch {
+		case qs.rows[j].expect == http.StatusOK:
 			b.FoundJobs++
-		} else {
+		case missing(j):
 			b.MissingJobs++
 		}
 	}
@@ -261,7 +267,7 @@ func balance(qs *queries) *MixBalance {
 		switch {
 		case found && b.KeptFound < keep:
 			b.KeptFound++
-		case !found && b.KeptMissing < keep:
+		case missing(j) && b.KeptMissing < keep:
 			b.KeptMissing++
 		default:
 			continue

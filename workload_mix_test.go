@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/mozilla-services/teckenrun/internal/emulator"
@@ -193,5 +194,37 @@ func TestMixNeedsAScenario(t *testing.T) {
 	_, stderr, err := runArgs(t, terminal{}, "-validate", writePlan(t, "host: embedded\nsteps:\n  - mix: {duration: 1s, scenarios: {}}\n", nil))
 	if err == nil || !strings.Contains(err.Error(), "steps[0].mix.scenarios: needs download, symbolicate or both") {
 		t.Errorf("%v %s", err, stderr)
+	}
+}
+
+// TestMixShardsSplitOneSequence: three shards of a mix issue disjoint jobs
+// whose union is the single run's, each drawing the single run's scenario.
+func TestMixShardsSplitOneSequence(t *testing.T) {
+	src := &mixSource{seed: 7, weights: [2]int{60, 40}}
+	const total = 1000
+	seen := map[int]int{}
+	var mu sync.Mutex
+	for k := range 3 {
+		p := pace{concurrency: 4, total: total, shard: k, shards: 3}
+		if _, err := issue(context.Background(), context.Background(), p, func(_ context.Context, i int, _ slot) error {
+			mu.Lock()
+			defer mu.Unlock()
+			seen[i]++
+			if i%3 != k {
+				t.Errorf("shard %d issued job %d", k, i)
+			}
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	single := &mixSource{seed: 7, weights: [2]int{60, 40}}
+	for i := range total {
+		if seen[i] != 1 {
+			t.Fatalf("job %d issued %d times over the shards", i, seen[i])
+		}
+		if src.scenario(i) != single.scenario(i) {
+			t.Fatalf("job %d draws another scenario in a shard", i)
+		}
 	}
 }

@@ -113,7 +113,7 @@ func (s *SymbolicateStep) run(ctx context.Context, rc *runContext) (stepResult, 
 		total = -1
 	}
 	endpoint := rc.symHost + "/symbolicate/" + s.API
-	tr := rc.transport(*s.Concurrency)
+	tr := rc.transport(maxWorkersOf(pace{concurrency: *s.Concurrency, maxConcurrency: s.MaxConcurrency, rate: s.Rate, stages: s.Stages}))
 	defer tr.CloseIdleConnections()
 	pol := retryPolicy{retries: symbolicateRetries, base: 200 * time.Millisecond, cap: 5 * time.Second,
 		statuses: []int{502, 503, 504}, timeout: time.Duration(rc.plan.Timeout)}

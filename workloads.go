@@ -149,9 +149,9 @@ func runPlan(ctx context.Context, plan *Plan, steps []int, rs runSettings) (*Rep
 			res = k.result()
 		}
 		sr := StepReport{Kind: w.kind(), Name: st.Name, OK: err == nil && ctx.Err() == nil, Ran: true,
-			DurationS: time.Since(t0).Seconds(), result: res, interrupted: ctx.Err() != nil}
+			DurationS: time.Since(t0).Seconds(), result: res, Interrupted: ctx.Err() != nil}
 		switch {
-		case sr.interrupted:
+		case sr.Interrupted:
 			// Say so, not just "context canceled"; keep a failure of its own.
 			msg := interruptOf(ctx).Error()
 			if err != nil && !errors.Is(err, context.Canceled) {
@@ -344,7 +344,7 @@ func send(ctx context.Context, rt http.RoundTripper, pol retryPolicy, build func
 		wait, retry := pol.backoff(try, resp, err)
 		if !retry || try >= pol.retries || ctx.Err() != nil {
 			if err != nil {
-				return nil, attempts, err
+				return nil, attempts, stepCause(ctx, err)
 			}
 			return resp, attempts, nil
 		}
@@ -357,10 +357,33 @@ func send(ctx context.Context, rt http.RoundTripper, pol retryPolicy, build func
 		case <-t.C:
 		case <-ctx.Done():
 			t.Stop()
-			return nil, attempts, ctx.Err()
+			return nil, attempts, stepCause(ctx, ctx.Err())
 		}
 	}
 }
+
+// stepCause is the error of a request that ctx cut off: the cause the
+// step gave ctx (its duration was up: a timeout), or err for an interrupt.
+func stepCause(ctx context.Context, err error) error {
+	if ctx.Err() == nil {
+		return err
+	}
+	if c := context.Cause(ctx); c != nil && !errors.Is(c, context.Canceled) {
+		return c
+	}
+	return err
+}
+
+// durationUpError cuts off the requests still in flight once a step's
+// duration and the plan's timeout after it are up: they count as
+// timeouts, not as cancelled by an interrupt.
+type durationUpError struct{ after time.Duration }
+
+func (e *durationUpError) Error() string {
+	return "timed out: the step's duration and the plan's timeout were up after " + e.after.String()
+}
+func (e *durationUpError) Timeout() bool { return true }
+func (e *durationUpError) Unwrap() error { return context.DeadlineExceeded }
 
 // maxRetryAfter is the longest Retry-After that is honoured as sent.
 const maxRetryAfter = 10 * time.Minute
@@ -500,6 +523,20 @@ func (p pace) length() time.Duration {
 	return p.duration
 }
 
+// maxWorkersOf is the most workers p may run: the transport of a step
+// keeps that many connections alive, so that added workers reuse them.
+func maxWorkersOf(p pace) int {
+	switch {
+	case p.scheduled() && p.maxConcurrency > 0:
+		return max(p.maxConcurrency, p.concurrency)
+	case p.scheduled():
+		return 10 * p.concurrency
+	case len(p.stages) > 0:
+		return max(maxWorkers(p.stages), 1)
+	}
+	return p.concurrency
+}
+
 // slot is when a job was meant to start and when a worker started it.
 type slot struct {
 	intended time.Time // the job's place in a rate's schedule; zero without a rate
@@ -512,6 +549,7 @@ type issued struct {
 	missed    int     // slots due before the end that were never sent
 	saturated bool    // a slot came due with max_concurrency workers busy
 	peak      int     // the most workers at once
+	stages    []Stage // the pace's stages
 }
 
 // issue calls do for job i = 0, 1, ... until p.total jobs, the step's
@@ -539,10 +577,10 @@ func issue(ctx, work context.Context, p pace, do func(ctx context.Context, i int
 		i        int
 		intended time.Time
 	}
-	var res issued
+	res := issued{stages: p.stages}
 	g, gctx := errgroup.WithContext(work)
-	jctx, stopJobs := context.WithCancel(gctx)
-	defer stopJobs()
+	jctx, stopJobs := context.WithCancelCause(gctx)
+	defer stopJobs(nil)
 	jobs := make(chan job)
 	var gate *workerGate
 	if len(p.stages) > 0 && !p.scheduled() {
@@ -600,7 +638,6 @@ func issue(ctx, work context.Context, p pace, do func(ctx context.Context, i int
 	tick := time.NewTimer(time.Hour) // re-armed for each slot of a rate
 	tick.Stop()
 	defer tick.Stop()
-	timeUp := false
 produce:
 	for i := 0; p.total < 0 || i < p.total; i++ {
 		if !p.owns(i) {
@@ -641,7 +678,6 @@ produce:
 		case <-gctx.Done():
 			break produce
 		case <-deadline:
-			timeUp = true
 			if sched != nil {
 				n := sched.slots()
 				if p.total >= 0 {
@@ -656,10 +692,11 @@ produce:
 	close(jobs)
 	stopGate() // before gate.close, so that res.peak is final and no longer written
 	gate.close()
-	if timeUp {
-		// Jobs in flight get the plan's timeout to finish, then are
-		// cancelled (and counted as cancelled).
-		t := time.AfterFunc(p.linger, stopJobs)
+	if d := p.length(); d > 0 {
+		// The duration bounds the step however issuing ended: jobs in
+		// flight get the plan's timeout after it, then are cut off.
+		cut := d + p.linger
+		t := time.AfterFunc(time.Until(start.Add(cut)), func() { stopJobs(&durationUpError{after: cut}) })
 		defer t.Stop()
 	}
 	return res, g.Wait()
@@ -811,9 +848,14 @@ func newRequests(p pace) requests {
 	return requests{m: metrics.New(p.scheduled())}
 }
 
-// load records how the step's schedule went.
+// load records how the step's schedule went, and its stages.
 func (r *requests) load(is issued) {
 	r.m.SetLoad(is.target, int64(is.missed), is.saturated, is.peak)
+	var stages []metrics.LoadStage
+	for _, st := range is.stages {
+		stages = append(stages, metrics.LoadStage{DurationS: time.Duration(st.Duration).Seconds(), Rate: st.Rate, Concurrency: st.Concurrency})
+	}
+	r.m.SetStages(stages)
 }
 
 // count adds one job's exchange; it reports whether an answer came back,

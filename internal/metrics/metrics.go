@@ -50,6 +50,7 @@ type Metrics struct {
 	missed, late int64
 	saturated    bool
 	peakWorkers  int64
+	stages       []LoadStage
 }
 
 // LateAfter is how late a request may be sent after its slot before it
@@ -66,6 +67,9 @@ func (m *Metrics) SetLoad(target float64, missed int64, saturated bool, peakWork
 	}
 	m.missed, m.saturated, m.peakWorkers = missed, saturated, int64(peakWorkers)
 }
+
+// SetStages records the step's load shape, for reports to draw.
+func (m *Metrics) SetStages(stages []LoadStage) { m.stages = stages }
 
 // New returns empty Metrics. scheduled says that samples have an intended
 // send time (a rate-driven step): then schedule lag is kept and response
@@ -166,6 +170,9 @@ func (m *Metrics) Merge(o *Metrics) {
 	m.late += o.late
 	m.saturated = m.saturated || o.saturated
 	m.peakWorkers += o.peakWorkers
+	if len(m.stages) == 0 {
+		m.stages = o.stages
+	}
 	if o.requests == 0 {
 		return
 	}
@@ -262,7 +269,8 @@ func (m *Metrics) dist(which string) *dist {
 // Summary returns the JSON form of m, computing its statistics.
 func (m *Metrics) Summary() Summary {
 	s := Summary{Stats: m.stats(), ByStatus: []StatusSummary{}, Load: Load{TargetRatePerS: m.target,
-		Missed: m.missed, Late: m.late, Saturated: m.saturated, PeakWorkers: m.peakWorkers}}
+		Missed: m.missed, Late: m.late, Saturated: m.saturated, PeakWorkers: m.peakWorkers, Stages: []LoadStage{}}}
+	s.Stages = append(s.Stages, m.stages...)
 	if m.scheduled && m.requests > 0 {
 		s.LatePct = ptrf(100 * float64(m.late) / float64(m.requests))
 	}
@@ -318,6 +326,9 @@ func FromSummary(s Summary) (*Metrics, error) {
 		return nil, fmt.Errorf("missed: missed, late and peak_workers must not be negative, nor late above requests")
 	}
 	m.target, m.missed, m.late, m.saturated, m.peakWorkers = s.TargetRatePerS, s.Missed, s.Late, s.Saturated, s.PeakWorkers
+	if len(s.Stages) > 0 {
+		m.stages = append([]LoadStage(nil), s.Stages...)
+	}
 	for i := range s.ByStatus {
 		bs := &s.ByStatus[i]
 		if bs.Status <= 0 || (i > 0 && bs.Status <= s.ByStatus[i-1].Status) {

@@ -418,7 +418,7 @@ func TestJSONKeys(t *testing.T) {
 		obj  []byte
 		want []string
 	}{
-		{"summary", b, append(slices.Clone(stats), "target_rate_per_s", "missed", "late", "late_pct", "saturated", "peak_workers", "by_status", "timeline")},
+		{"summary", b, append(slices.Clone(stats), "target_rate_per_s", "missed", "late", "late_pct", "saturated", "peak_workers", "stages", "by_status", "timeline")},
 		{"by_status entry", top.ByStatus[0], append([]string{"status"}, stats...)},
 		{"transport_errors", top.TransportErrors, []string{"timeout", "refused", "reset", "other"}},
 		{"distribution", top.ResponseTime, dist},
@@ -435,7 +435,7 @@ func TestJSONKeys(t *testing.T) {
 		`"transport_errors":{"timeout":0,"refused":0,"reset":0,"other":0},` +
 		`"first_sent_at":null,"last_done_at":null,"ran_for_s":0,"rate_per_s":null,` +
 		`"response_time":null,"service_time":null,"schedule_lag":null,` +
-		`"target_rate_per_s":null,"missed":0,"late":0,"late_pct":null,"saturated":false,"peak_workers":0,"by_status":[],` +
+		`"target_rate_per_s":null,"missed":0,"late":0,"late_pct":null,"saturated":false,"peak_workers":0,"stages":[],"by_status":[],` +
 		`"timeline":{"started_at":null,"interval_s":1,"points":[]}}`
 	if string(empty) != want {
 		t.Errorf("empty summary\n got %s\nwant %s", empty, want)

@@ -38,6 +38,18 @@ type Load struct {
 	// PeakWorkers is the most workers the step ran at once (merged shards
 	// add up theirs).
 	PeakWorkers int64 `json:"peak_workers"`
+	// Stages are the step's load shape, when it has stages ([] without):
+	// each stage's length, and the rate or the workers it ramps to.
+	Stages []LoadStage `json:"stages"`
+}
+
+// LoadStage is one stage of a step's load shape.
+type LoadStage struct {
+	DurationS float64 `json:"duration_s"`
+	// Rate is the rate the stage ramps to (per second), or null for a
+	// concurrency stage; Concurrency the workers, or null for a rate stage.
+	Rate        *float64 `json:"rate"`
+	Concurrency *int     `json:"concurrency"`
 }
 
 // StatusSummary is the JSON form of the requests answered with one status.
