@@ -338,7 +338,7 @@ func TestHTMLMarksStages(t *testing.T) {
 		t.Fatal(err)
 	}
 	d, _ := pageData(t, raw)
-	if sp := d.Files[0].Spans[0]; len(sp.Stages) != 2 || sp.Stages[1]-sp.Stages[0] != 0.5 {
+	if sp := d.Files[0].Spans[0]; len(sp.Stages) != 2 || math.Abs(sp.Stages[1]-sp.Stages[0]-0.5) > 1e-6 {
 		t.Errorf("span %+v, want the ends of two 0.5 s stages", sp)
 	}
 	if n := strings.Count(string(raw), `class="stage"`); n < 2 {

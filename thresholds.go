@@ -2,9 +2,9 @@ package main
 
 import (
 	"errors"
-	"math"
 	"fmt"
 	"io"
+	"math"
 	"regexp"
 	"slices"
 	"strconv"

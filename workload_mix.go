@@ -251,7 +251,10 @@ func (m *MixStep) run(ctx context.Context, rc *runContext) (stepResult, error) {
 // shuffled, so the first of each are kept.
 func balance(qs *queries) *MixBalance {
 	b := &MixBalance{}
-	missing := func(j uint32) bool { e := qs.rows[j].expect; return e == http.StatusNotFound || e == http.StatusForbidden }
+	missing := func(j uint32) bool {
+		e := qs.rows[j].expect
+		return e == http.StatusNotFound || e == http.StatusForbidden
+	}
 	for _, j := range qs.jobs {
 		switch {
 		case qs.rows[j].expect == http.StatusOK:
