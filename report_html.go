@@ -184,6 +184,8 @@ func buildHTMLData(reports []namedReport) (*htmlData, error) {
 		charts := []htmlChart{
 			{ID: id + "-requests", Type: chartBars, Title: "Requests per interval", XUnit: "s",
 				Note: "Requests done per interval; errors (requests with no HTTP answer) are the hatched top of each bar. The timeline does not split answers by status: the table below has the statuses over the whole step."},
+			{ID: id + "-classes", Type: chartLines, Title: "Answers per interval by status class (stacked)", XUnit: "s",
+				Note: "Stacked: each line adds its class to the ones below it, 2xx first and requests without an answer last, so the top line is every request done in the interval."},
 			{ID: id + "-rate", Type: chartLines, Title: "Achieved rate", XUnit: "s", YUnit: "/s",
 				Note: "Requests done per interval divided by the interval."},
 			{ID: id + "-latency", Type: chartLines, Title: "Response time over time (p50, p99, max)", XUnit: "s", YUnit: "s",
@@ -275,12 +277,19 @@ func stepSeries(nr namedReport, m *metrics.Summary) (map[string][]htmlSeries, er
 		return htmlSeries{Metric: metric, WidthS: w, Points: [][2]float64{}}
 	}
 	reqs, errs, rate := series("requests"), series("errors"), series("rate")
+	classes := []htmlSeries{series("2xx"), series("+3xx"), series("+4xx"), series("+5xx"), series("+no answer")}
 	p50, p99, mx := series("p50"), series("p99"), series("max")
 	for _, p := range tl.Points {
 		x := origin + p.TS
 		reqs.Points = append(reqs.Points, [2]float64{x, float64(p.Requests)})
 		errs.Points = append(errs.Points, [2]float64{x, float64(p.Errors)})
 		rate.Points = append(rate.Points, [2]float64{x, float64(p.Requests) / w})
+		c := p.ByClass
+		stack := 0.0
+		for k, n := range []int64{c.S1xx + c.S2xx, c.S3xx, c.S4xx, c.S5xx, p.Errors} {
+			stack += float64(n)
+			classes[k].Points = append(classes[k].Points, [2]float64{x, stack})
+		}
 		for _, v := range []struct {
 			s *htmlSeries
 			y *float64
@@ -319,6 +328,7 @@ func stepSeries(nr namedReport, m *metrics.Summary) (map[string][]htmlSeries, er
 	}
 	return map[string][]htmlSeries{
 		"requests":     {reqs, errs},
+		"classes":      classes,
 		"rate":         rates,
 		"latency":      {p50, p99, mx},
 		"distribution": dist,

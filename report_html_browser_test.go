@@ -180,7 +180,7 @@ func TestHTMLReportInBrowser(t *testing.T) {
 			requestSteps++
 		}
 	}
-	if requestSteps < 3 || len(charts) != 1+4*requestSteps {
+	if requestSteps < 3 || len(charts) != 1+5*requestSteps {
 		t.Errorf("%d charts for %d request steps with requests", len(charts), requestSteps)
 	}
 	for _, c := range charts {

@@ -159,6 +159,13 @@ func TestRateStagesFollowTheRamp(t *testing.T) {
 		}
 		return 200 + 200*math.Min(t-2, 1)
 	}
+	// Each second holds what the ramp puts there, when the client kept its
+	// schedule: on a machine too loaded for that, requests go out late
+	// (late_pct says how many) and bunch up in later seconds.
+	if m.LatePct == nil || *m.LatePct > 5 {
+		t.Logf("%s of requests were sent late: the machine is too busy to check the ramp second by second", optPct(m.LatePct))
+		return
+	}
 	origin := m.FirstSentAt.Sub(*m.Timeline.StartedAt).Seconds()
 	for _, p := range m.Timeline.Points {
 		want := count(p.TS+1-origin) - count(p.TS-origin)

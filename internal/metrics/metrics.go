@@ -111,7 +111,7 @@ func (m *Metrics) Add(s Sample) {
 		}
 		c.add(&r)
 	}
-	m.timeline.add(r.done, r.response, s.Status <= 0)
+	m.timeline.add(r.done, r.response, s.Status)
 }
 
 // record is a sample reduced to what the counters need.

@@ -423,7 +423,7 @@ func TestJSONKeys(t *testing.T) {
 		{"transport_errors", top.TransportErrors, []string{"timeout", "refused", "reset", "other"}},
 		{"distribution", top.ResponseTime, dist},
 		{"timeline", top.Timeline, []string{"started_at", "interval_s", "points"}},
-		{"point", tl.Points[0], []string{"t_s", "requests", "errors", "p50_s", "p99_s", "max_s", "histogram"}},
+		{"point", tl.Points[0], []string{"t_s", "requests", "errors", "by_class", "p50_s", "p99_s", "max_s", "histogram"}},
 	} {
 		if got := keys(t, c.obj); !slices.Equal(got, c.want) {
 			t.Errorf("%s keys %v, want %v", c.name, got, c.want)
@@ -467,7 +467,8 @@ func TestCorruptSummary(t *testing.T) {
 		{"by_status", func(s *Summary) { s.ByStatus[1].ServiceTime.Histogram = bad }, "by_status[1].service_time.histogram: "},
 		{"status order", func(s *Summary) { s.ByStatus[1].Status = 200 }, "by_status[1].status: "},
 		{"timeline point", func(s *Summary) { s.Timeline.Points[1].Histogram = &bad }, "timeline.points[1].histogram: "},
-		{"timeline count", func(s *Summary) { s.Timeline.Points[2].Requests++ }, "timeline.points[2].histogram: holds"},
+		{"timeline count", func(s *Summary) { s.Timeline.Points[2].Requests++; s.Timeline.Points[2].ByClass.S2xx++ }, "timeline.points[2].histogram: holds"},
+		{"timeline classes", func(s *Summary) { s.Timeline.Points[2].ByClass.S5xx++ }, "timeline.points[2].by_class: holds"},
 		{"timeline t_s", func(s *Summary) { s.Timeline.Points[3].TS = 2.5 }, "timeline.points[3].t_s: "},
 		{"interval", func(s *Summary) { s.Timeline.IntervalS = 3 }, "timeline.interval_s: "},
 		{"timeline total", func(s *Summary) { s.Timeline.Points = s.Timeline.Points[:2] }, "timeline.points: hold"},

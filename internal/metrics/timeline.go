@@ -42,6 +42,8 @@ type TimelinePoint struct {
 	Requests int64 `json:"requests"`
 	// Errors is the number of those that got no answer.
 	Errors int64 `json:"errors"`
+	// ByClass counts the answered requests by status class.
+	ByClass StatusClasses `json:"by_class"`
 	// P50S is the median response time in seconds (2 significant digits),
 	// null when there are no requests.
 	P50S *float64 `json:"p50_s"`
@@ -55,11 +57,47 @@ type TimelinePoint struct {
 	Histogram *string `json:"histogram"`
 }
 
+// StatusClasses counts answers by the class of their HTTP status.
+type StatusClasses struct {
+	S1xx int64 `json:"1xx"`
+	S2xx int64 `json:"2xx"`
+	S3xx int64 `json:"3xx"`
+	S4xx int64 `json:"4xx"`
+	S5xx int64 `json:"5xx"`
+}
+
+// add counts n answers of status.
+func (c *StatusClasses) add(status int, n int64) {
+	switch status / 100 {
+	case 1:
+		c.S1xx += n
+	case 2:
+		c.S2xx += n
+	case 3:
+		c.S3xx += n
+	case 4:
+		c.S4xx += n
+	case 5:
+		c.S5xx += n
+	}
+}
+
+func (c *StatusClasses) merge(o StatusClasses) {
+	c.S1xx += o.S1xx
+	c.S2xx += o.S2xx
+	c.S3xx += o.S3xx
+	c.S4xx += o.S4xx
+	c.S5xx += o.S5xx
+}
+
+func (c StatusClasses) total() int64 { return c.S1xx + c.S2xx + c.S3xx + c.S4xx + c.S5xx }
+
 // point is one interval. A point with requests is live (hist set) when it
 // is one of the newest two points, else closed (enc set); a point without
 // requests has neither.
 type point struct {
 	requests, errors int64
+	classes          StatusClasses
 	max              int64 // exact largest response time, µs
 	p50, p99         int64 // µs, kept when the point is closed
 	hist             *hdr.Histogram
@@ -84,13 +122,14 @@ func newTimeline() *timeline {
 // a closed interval (out of order by more than an interval) decodes and
 // re-encodes it: exact, but a fraction of a millisecond instead of tens of
 // nanoseconds.
-func (t *timeline) add(done, responseUS int64, isErr bool) {
+func (t *timeline) add(done, responseUS int64, status int) {
 	i := t.slot(done)
 	p := &t.points[i]
 	p.requests++
-	if isErr {
+	if status <= 0 {
 		p.errors++
 	}
+	p.classes.add(status, 1)
 	if p.requests == 1 || responseUS > p.max {
 		p.max = responseUS
 	}
@@ -164,9 +203,11 @@ func (t *timeline) join(a, b point) point {
 	if b.hist != nil {
 		t.release(b.hist)
 	}
+	a.classes.merge(b.classes)
 	return point{
 		requests: a.requests + b.requests,
 		errors:   a.errors + b.errors,
+		classes:  a.classes,
 		max:      max(a.max, b.max),
 		hist:     h,
 	}
@@ -195,6 +236,7 @@ func (t *timeline) merge(o *timeline) {
 		}
 		p.requests += op.requests
 		p.errors += op.errors
+		p.classes.merge(op.classes)
 		t.settle(i, h)
 	}
 }
@@ -276,7 +318,7 @@ func (t *timeline) summary() TimelineSummary {
 	s.StartedAt = &started
 	for i := range t.points {
 		p := &t.points[i]
-		tp := TimelinePoint{TS: float64(i) * s.IntervalS, Requests: p.requests, Errors: p.errors}
+		tp := TimelinePoint{TS: float64(i) * s.IntervalS, Requests: p.requests, Errors: p.errors, ByClass: p.classes}
 		if p.requests > 0 {
 			enc, p50, p99 := p.enc, p.p50, p.p99
 			if p.hist != nil {
@@ -338,8 +380,11 @@ func (t *timeline) readPoint(i int, sp TimelinePoint) error {
 	if sp.MaxS == nil || sp.Histogram == nil {
 		return fmt.Errorf("histogram: max_s and histogram must be set when there are requests")
 	}
+	if sp.ByClass.total() != sp.Requests-sp.Errors {
+		return fmt.Errorf("by_class: holds %d answers, requests less errors is %d", sp.ByClass.total(), sp.Requests-sp.Errors)
+	}
 	p := &t.points[i]
-	p.requests, p.errors = sp.Requests, sp.Errors
+	p.requests, p.errors, p.classes = sp.Requests, sp.Errors, sp.ByClass
 	var err error
 	if p.max, err = micros(*sp.MaxS); err != nil {
 		return fmt.Errorf("max_s: %w", err)
