@@ -551,6 +551,37 @@ func TestKindMergesEqualOneAggregate(t *testing.T) {
 		})
 	})
 
+	t.Run("mix", func(t *testing.T) {
+		newAgg := func() *mixAgg {
+			return &mixAgg{requests: newRequests(pace{}), res: newMixResult(), weights: [2]int{60, 40},
+				dl: newDownloadAgg(&queries{rows: make([]query, 5)}, pace{}), sym: newSymbolicateAgg(3, nil, pace{})}
+		}
+		aggs := []*mixAgg{newAgg(), newAgg(), newAgg()}
+		for i := range 200 {
+			var o mixOutcome
+			if i%5 < 3 {
+				o = mixOutcome{scenario: scenarioDownload, dl: downloadOutcome{exchange: ex(i, []int{302, 404, 0}[i%3]), expect: 200, debugTime: "0.004"}}
+				if i%7 == 0 {
+					o.dl.checkFailure = fmt.Sprint("302 for a/", i, " redirects elsewhere")
+				}
+			} else {
+				o = mixOutcome{scenario: scenarioSymbolicate, sym: symOutcome{exchange: ex(i, 200), jobs: 1, frames: 5, knownFrames: 5, symbolicated: 4}}
+			}
+			aggs[i%2].add(o)
+			aggs[2].add(o)
+		}
+		var res [3]*MixResult
+		for i, a := range aggs {
+			res[i], _ = a.result()
+		}
+		// Check samples are the first ones each shard saw, in its order.
+		check(t, "mix", res[0], res[1], res[2], func(r stepResult) {
+			for _, sh := range []*MixShare{&r.(*MixResult).Scenarios.Download.MixShare, &r.(*MixResult).Scenarios.Symbolicate.MixShare} {
+				sh.CheckSamples = nil
+			}
+		})
+	})
+
 	t.Run("upload", func(t *testing.T) {
 		aggs := []*uploadAgg{}
 		for range 3 {
