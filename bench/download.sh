@@ -52,7 +52,7 @@ wrk_cpu=$(us_per "$user" "$sys" "$wrk_n")
 echo "wrk req/s: $wrk_rps ($wrk_n requests); CPU per request: $wrk_cpu µs"
 
 echo "== teckenrun: $N requests, concurrency $C"
-/usr/bin/time -f "%U %S %M" -o "$out/time.txt" "$out/teckenrun" -format json "$out/download.yaml" >"$out/report.json"
+/usr/bin/time -f "%U %S %M" -o "$out/time.txt" "$out/teckenrun" -quiet -format json "$out/download.yaml" >"$out/report.json"
 tr_rps=$(jq '.steps[0].metrics.rate_per_s' "$out/report.json")
 read -r user sys rss <"$out/time.txt"
 echo "teckenrun req/s: $tr_rps (requests $(jq '.steps[0].metrics.requests' "$out/report.json"), errors $(jq '.steps[0].metrics.errors' "$out/report.json"))"
