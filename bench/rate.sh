@@ -43,11 +43,17 @@ printf 'URI,STATUS CODE,PRIVATE,COUNT\n/bucket/v1/%s,200,false,1\n' "$key" >"$ou
 printf 'GET http://127.0.0.1:%s/%s\nDebug: true\n' "$PORT" "$key" >"$out/vegeta-targets.txt"
 echo "load before: $(cut -d' ' -f1-3 /proc/loadavg) (2 cores shared with the emulator; other processes skew the figures)"
 
+# TCP connections opened on this machine (ActiveOpens): over a run, a
+# client that keeps its connections alive opens about as many as it has
+# workers (give or take other processes' connections).
+opens() { awk '/^Tcp:/ && $2 ~ /^[0-9]+$/ {print $6}' /proc/net/snmp; }
 us_per() { echo "($1 + $2) * 1000000 / $3" | bc -l | xargs printf '%.1f'; }
 
 run() { # plan lines -> runs them; leaves the report in $out/rate.json, "user sys rss_kib" in $out/rate-time.txt
 	printf 'host: http://127.0.0.1:%s\nsteps:\n  - download: {csv: rate.csv, concurrency: %s, %s}\n' "$PORT" "$C" "$1" >"$out/rate.yaml"
+	o0=$(opens)
 	/usr/bin/time -f "%U %S %M" -o "$out/rate-time.txt" "$out/teckenrun" -quiet -format json "$out/rate.yaml" >"$out/rate.json"
+	opened=$(($(opens) - o0))
 }
 
 summary() { # target -> one line of the step's load metrics
@@ -55,23 +61,25 @@ summary() { # target -> one line of the step's load metrics
 	m=$(jq -c '.steps[0].metrics' "$out/rate.json")
 	read -r user sys rss <"$out/rate-time.txt"
 	n=$(jq '.requests' <<<"$m")
-	jq -r --arg t "$1" --arg cpu "$(us_per "$user" "$sys" "$n")" --arg rss "$((rss / 1024))" \
+	jq -r --arg t "$1" --arg opened "$opened" --arg cpu "$(us_per "$user" "$sys" "$n")" --arg rss "$((rss / 1024))" \
 		'"teckenrun \($t)/s: achieved \(.rate_per_s | round)/s (\(.rate_per_s / ($t | tonumber) * 100 | . * 10 | round / 10) %), " +
 		 "lag p99 \(.schedule_lag.p99_s * 100000 | round / 100) ms, late \(.late_pct * 100 | round / 100) %, missed \(.missed), " +
-		 "saturated \(.saturated), peak_workers \(.peak_workers), errors \(.errors), CPU \($cpu) µs/req, RSS \($rss) MiB"' <<<"$m"
+		 "saturated \(.saturated), peak_workers \(.peak_workers), errors \(.errors), CPU \($cpu) µs/req, RSS \($rss) MiB, connections opened \($opened)"' <<<"$m"
 }
 
 for r in "${RATES[@]}"; do
 	run "rate: $r, duration: ${D}s"
 	summary "$r"
 	if [[ -n $vegeta ]]; then
+		o0=$(opens)
 		/usr/bin/time -f "%U %S %M" -o "$out/vegeta-time.txt" "$vegeta" attack -rate "$r" -duration "${D}s" \
 			-workers "$C" -max-workers "$MAXW" -redirects -1 -targets "$out/vegeta-targets.txt" >"$out/vegeta.bin"
+		opened=$(($(opens) - o0))
 		"$vegeta" report -type json "$out/vegeta.bin" >"$out/vegeta.json"
 		read -r user sys rss <"$out/vegeta-time.txt"
-		jq -r --arg t "$r" --arg cpu "$(us_per "$user" "$sys" "$(jq .requests "$out/vegeta.json")")" --arg rss "$((rss / 1024))" \
+		jq -r --arg t "$r" --arg opened "$opened" --arg cpu "$(us_per "$user" "$sys" "$(jq .requests "$out/vegeta.json")")" --arg rss "$((rss / 1024))" \
 			'"vegeta    \($t)/s: achieved \(.rate | round)/s (\(.rate / ($t | tonumber) * 100 | . * 10 | round / 10) %), " +
-			 "latency p99 \(.latencies["99th"] / 10000 | round / 100) ms, success \(.success * 100 | round) %, CPU \($cpu) µs/req, RSS \($rss) MiB"' "$out/vegeta.json"
+			 "latency p99 \(.latencies["99th"] / 10000 | round / 100) ms, success \(.success * 100 | round) %, CPU \($cpu) µs/req, RSS \($rss) MiB, connections opened \($opened)"' "$out/vegeta.json"
 	fi
 done
 
