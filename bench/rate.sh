@@ -2,9 +2,10 @@
 # Benchmarks the open model (a download step with `rate`) against vegeta on
 # the same loopback emulator: for each target rate, the achieved rate, the
 # schedule lag's p99, the share of late requests, whether the step was
-# saturated, its peak workers and its CPU per request; then, at twice the
-# rate the machine sustains, checks that the step reports `saturated: true`
-# with a peak RSS under 256 MB. Only 127.0.0.1 is contacted.
+# saturated, its peak workers, its CPU per request and the TCP connections
+# it opened; then, at twice the rate the machine sustains, checks that the
+# step reports `saturated: true` with a peak RSS under 256 MB. Only
+# 127.0.0.1 is contacted.
 #
 #   bench/rate.sh [seconds per target] [concurrency] [rates...]
 set -euo pipefail
