@@ -183,7 +183,7 @@ func (m *MixStep) run(ctx context.Context, rc *runContext) (stepResult, error) {
 	p := pace{concurrency: *m.Workers, maxConcurrency: m.MaxConcurrency, rate: m.Rate, stages: m.Stages,
 		duration: time.Duration(m.Duration), total: total, linger: time.Duration(rc.plan.Timeout)}
 	src := &mixSource{seed: seed}
-	agg := &mixAgg{requests: newRequests(p), res: newMixResult()}
+	agg := &mixAgg{requests: newRequests(p), res: m.emptyResult()}
 	tr := rc.transport(maxWorkersOf(p))
 	defer tr.CloseIdleConnections()
 	if d := m.Scenarios.Download; d != nil {
@@ -337,6 +337,21 @@ type MixBalance struct {
 
 func newMixResult() *MixResult {
 	return &MixResult{Metrics: metrics.New(false).Summary()}
+}
+
+// emptyResult is the report of a mix that failed before it started: its
+// scenarios are there, with their kinds' empty reports.
+func (m *MixStep) emptyResult() *MixResult {
+	r := newMixResult()
+	if d := m.Scenarios.Download; d != nil {
+		k, _ := kindByName("download")
+		r.Scenarios.Download = &MixDownloadResult{MixShare: MixShare{Weight: d.Weight, CheckSamples: []string{}}, DownloadResult: *k.result().(*DownloadResult)}
+	}
+	if s := m.Scenarios.Symbolicate; s != nil {
+		k, _ := kindByName("symbolicate")
+		r.Scenarios.Symbolicate = &MixSymbolicateResult{MixShare: MixShare{Weight: s.Weight, CheckSamples: []string{}}, SymbolicateResult: *k.result().(*SymbolicateResult)}
+	}
+	return r
 }
 
 // maxCheckSamples bounds the check failures kept as samples.

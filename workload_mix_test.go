@@ -228,3 +228,17 @@ func TestMixShardsSplitOneSequence(t *testing.T) {
 		}
 	}
 }
+
+// TestMixThatFailsBeforeStartingHasItsScenarios: the report of a mix whose
+// CSV has no usable row still has its scenarios, with their keys.
+func TestMixThatFailsBeforeStartingHasItsScenarios(t *testing.T) {
+	r, _, err := runPlanAs[mixReport](t, context.Background(), "host: http://127.0.0.1:1\nsteps:\n  - mix:\n      max_requests: 5\n      scenarios:\n        download: {weight: 1, csv: q.csv}\n",
+		map[string]string{"q.csv": "URI,STATUS CODE,PRIVATE,COUNT\n"}, nil)
+	if err == nil || r == nil {
+		t.Fatalf("a mix without rows: %v", err)
+	}
+	s := r.Steps[0]
+	if d := s.Scenarios.Download; d == nil || d.Weight != 1 || d.CheckSamples == nil || d.ByStatus == nil || s.Scenarios.Symbolicate != nil {
+		t.Errorf("scenarios %+v", s.Scenarios)
+	}
+}
