@@ -39,7 +39,7 @@ host: http://127.0.0.1:$PORT
 steps:
   - download: {csv: mem.csv, concurrency: $C, max_requests: $1}
 PLAN
-	/usr/bin/time -f "%M" -o "$out/mem-time.txt" "$out/teckenrun" -format json "$out/mem.yaml" >"$out/mem.json"
+	/usr/bin/time -f "%M" -o "$out/mem-time.txt" "$out/teckenrun" -quiet -format json "$out/mem.yaml" >"$out/mem.json"
 	echo "$(cat "$out/mem-time.txt") $(jq '.steps[0].metrics.requests' "$out/mem.json")"
 }
 
