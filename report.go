@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/mozilla-services/teckenrun/internal/metrics"
 	"github.com/olekukonko/tablewriter"
@@ -127,7 +128,13 @@ func (s *StepReport) UnmarshalJSON(data []byte) error {
 	}
 	res := k.result()
 	if err := json.Unmarshal(data, res); err != nil {
-		return fmt.Errorf("step %q (%s): %w", c.Name, c.Kind, err)
+		// The error's offset is within the step, not the file: name the
+		// key instead.
+		var te *json.UnmarshalTypeError
+		if errors.As(err, &te) {
+			return fmt.Errorf("step %q (%s): %s: want %s, got a JSON %s", c.Name, c.Kind, jsonKeyPath(te.Field), te.Type, te.Value)
+		}
+		return fmt.Errorf("step %q (%s): %v", c.Name, c.Kind, err)
 	}
 	*s = StepReport(c)
 	s.result = res
@@ -137,13 +144,17 @@ func (s *StepReport) UnmarshalJSON(data []byte) error {
 // DecodeReport reads a report that teckenrun wrote. name is used in
 // errors.
 func DecodeReport(r io.Reader, name string) (*Report, error) {
-	dec := json.NewDecoder(r)
+	raw, err := io.ReadAll(r)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
 	var rep Report
 	if err := dec.Decode(&rep); err != nil {
 		if errors.Is(err, io.EOF) {
 			return nil, fmt.Errorf("%s: empty file, not a teckenrun report", name)
 		}
-		return nil, fmt.Errorf("%s: not a teckenrun report: %w", name, err)
+		return nil, fmt.Errorf("%s%s: not a teckenrun report: %w", name, jsonPosition(raw, err), err)
 	}
 	if dec.More() {
 		return nil, fmt.Errorf("%s: more than one JSON document", name)
@@ -163,6 +174,42 @@ func DecodeReport(r io.Reader, name string) (*Report, error) {
 		rep.Thresholds = []ThresholdResult{}
 	}
 	return &rep, nil
+}
+
+// jsonKeyPath turns encoding/json's field path ("metrics.Stats.requests")
+// into the keys of the JSON ("metrics.requests"): embedded Go types name no
+// key.
+func jsonKeyPath(field string) string {
+	var keys []string
+	for _, f := range strings.Split(field, ".") {
+		if f != "" && !unicode.IsUpper(rune(f[0])) {
+			keys = append(keys, f)
+		}
+	}
+	return strings.Join(keys, ".")
+}
+
+// jsonPosition is ":line:column" of a JSON error that knows its offset
+// in raw, or "".
+func jsonPosition(raw []byte, err error) string {
+	var off int64 = -1
+	var se *json.SyntaxError
+	var te *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &se):
+		off = max(se.Offset-1, 0) // the offending byte, which the offset is past
+	case errors.As(err, &te):
+		off = te.Offset
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		off = int64(len(raw))
+	}
+	if off < 0 || off > int64(len(raw)) {
+		return ""
+	}
+	before := raw[:off]
+	line := bytes.Count(before, []byte("\n")) + 1
+	col := int(off) - bytes.LastIndexByte(before, '\n')
+	return fmt.Sprintf(":%d:%d", line, col)
 }
 
 // loadReport reads the report file at path.

@@ -188,7 +188,9 @@ func TestDecodeReportErrors(t *testing.T) {
 		{"newer", `{"schema_version":99,"steps":[]}`, "newer than this teckenrun reads"},
 		{"two", `{"schema_version":2,"steps":[]} {}`, "more than one JSON document"},
 		{"kind", `{"schema_version":2,"steps":[{"kind":"fly","name":"x"}]}`, `unknown kind "fly"`},
-		{"histogram", `{"schema_version":2,"steps":[{"kind":"download","name":"d","metrics":{"requests":"x"}}]}`, `step "d" (download)`},
+		{"histogram", `{"schema_version":2,"steps":[{"kind":"download","name":"d","metrics":{"requests":"x"}}]}`, `step "d" (download): metrics.requests: want int64, got a JSON string`},
+		{"cut", "{\"schema_version\": 2,\n \"steps\": [", `.json:2:12: not a teckenrun report: unexpected EOF`},
+		{"syntax", "{\"schema_version\": 2,\n \"steps\": [}", `.json:2:12: not a teckenrun report: invalid character '}'`},
 	} {
 		path := filepath.Join(dir, strings.ReplaceAll(tt.name, " ", "_")+".json")
 		os.WriteFile(path, []byte(tt.content), 0o644)
