@@ -28,6 +28,10 @@ type Comparison struct {
 	Rows []ComparisonRow `json:"rows"`
 	// MissingSteps are steps that ran in only one of the two reports.
 	MissingSteps []MissingStep `json:"missing_steps"`
+	// Notes say what makes the comparison less sure: a baseline that was
+	// interrupted or whose step failed, a step of another kind; [] when
+	// none.
+	Notes []string `json:"notes"`
 }
 
 // ComparisonRow compares one figure of a step.
@@ -80,7 +84,10 @@ var headlineFigures = map[string]compared{
 // compareReports compares run with base, step by step by name.
 func compareReports(base, run *Report, baseName string, tolerance float64) *Comparison {
 	c := &Comparison{Baseline: baseName, BaselinePlanSHA256: base.PlanSHA256, TolerancePct: tolerance * 100,
-		Rows: []ComparisonRow{}, MissingSteps: []MissingStep{}}
+		Rows: []ComparisonRow{}, MissingSteps: []MissingStep{}, Notes: []string{}}
+	if base.Interrupted {
+		c.Notes = append(c.Notes, "the baseline run was interrupted: its figures are partial")
+	}
 	for _, s := range run.Steps {
 		if !s.Ran {
 			continue // listed below if it ran in the baseline
@@ -93,8 +100,11 @@ func compareReports(base, run *Report, baseName string, tolerance float64) *Comp
 		b := base.Steps[i]
 		k, ok := kindByName(s.Kind)
 		if !ok || b.Kind != s.Kind {
-			c.MissingSteps = append(c.MissingSteps, MissingStep{Step: s.Name + " (" + b.Kind + " in the baseline)", In: "baseline"})
+			c.Notes = append(c.Notes, fmt.Sprintf("step %s is a %s step, in the baseline a %s step: not compared", s.Name, s.Kind, b.Kind))
 			continue
+		}
+		if !b.OK {
+			c.Notes = append(c.Notes, fmt.Sprintf("step %s failed in the baseline", s.Name))
 		}
 		var figs []compared
 		if k.requests {
@@ -171,6 +181,11 @@ func writeComparison(w io.Writer, c *Comparison) error {
 	}
 	for _, m := range c.MissingSteps {
 		if _, err := fmt.Fprintf(w, "step %s is only in the %s\n", m.Step, m.In); err != nil {
+			return err
+		}
+	}
+	for _, n := range c.Notes {
+		if _, err := fmt.Fprintf(w, "note: %s\n", n); err != nil {
 			return err
 		}
 	}

@@ -158,6 +158,13 @@ func TestCompareRules(t *testing.T) {
 			}
 		})
 	}
+	// A partial baseline is compared, with notes that say so.
+	old := report(100*time.Millisecond, 10, 0)
+	old.Interrupted, old.Steps[0].OK = true, false
+	c := compareReports(old, report(100*time.Millisecond, 10, 0), "old.json", 0.1)
+	if len(c.Notes) != 2 || !strings.Contains(c.Notes[0], "interrupted") || !strings.Contains(c.Notes[1], "step dl failed in the baseline") {
+		t.Errorf("notes %q", c.Notes)
+	}
 	for _, bad := range []string{"10", "NaN", "-5%", "lots"} {
 		var tol tolerance
 		if err := tol.Set(bad); err == nil {
