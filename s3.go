@@ -58,9 +58,16 @@ func (f *s3Fetcher) fetch(ctx context.Context, key string) (io.ReadCloser, bool,
 // newS3Client wires an S3 client: the standard credential chain, or none
 // with anonymous; endpoint points it at an S3-compatible store.
 func newS3Client(ctx context.Context, region, endpoint string, anonymous bool) (*s3.Client, error) {
-	cfg, err := config.LoadDefaultConfig(ctx, config.WithRegion(region))
+	var opts []func(*config.LoadOptions) error
+	if region != "" {
+		opts = append(opts, config.WithRegion(region))
+	}
+	cfg, err := config.LoadDefaultConfig(ctx, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("cannot load aws config: %w", err)
+	}
+	if cfg.Region == "" { // neither given nor configured: S3-compatible stores accept it
+		cfg.Region = "us-east-1"
 	}
 	if anonymous {
 		cfg.Credentials = aws.AnonymousCredentials{}

@@ -89,25 +89,12 @@ func (s *Server) serveUploadedSymbols(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	end = end.AddDate(0, 0, 1)
-	type content struct {
-		Added   []string `json:"added"`
-		Existed []string `json:"existed"`
-	}
-	type hit struct {
-		Content     content `json:"content"`
-		User        string  `json:"user"`
-		ContentType string  `json:"content_type"`
-		ID          int     `json:"id"`
-		Size        int64   `json:"size"`
-		Date        string  `json:"date"`
-		Filename    string  `json:"filename"`
-	}
-	hits := []hit{}
+	hits := []uploadedHit{}
 	for _, u := range s.Uploads() {
 		if u.Try || u.CreatedAt.Before(start) || !u.CreatedAt.Before(end) {
 			continue
 		}
-		h := hit{Content: content{Added: []string{}, Existed: []string{}}, User: u.User, ContentType: "text/plain",
+		h := uploadedHit{Content: uploadedContent{Added: []string{}, Existed: []string{}}, User: u.User, ContentType: "text/plain",
 			ID: u.ID, Size: u.Size, Date: u.CreatedAt.UTC().Format("2006-01-02T15:04:05.000000+00:00"), Filename: u.Filename}
 		for _, f := range u.Files {
 			h.Content.Added = append(h.Content.Added, publicBucket+","+f.Key)
@@ -120,6 +107,23 @@ func (s *Server) serveUploadedSymbols(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"hits": hits, "total": len(hits)})
 }
 
+// uploadedHit is one upload as the UploadedSymbols API lists it.
+type uploadedHit struct {
+	Content     uploadedContent `json:"content"`
+	User        string          `json:"user"`
+	ContentType string          `json:"content_type"`
+	ID          int             `json:"id"`
+	Size        int64           `json:"size"`
+	Date        string          `json:"date"`
+	Filename    string          `json:"filename"`
+}
+
+// uploadedContent lists an upload's files as "bucket,key".
+type uploadedContent struct {
+	Added   []string `json:"added"`
+	Existed []string `json:"existed"`
+}
+
 // addEmbeddedHistory gives the embedded emulator the uploads of
 // EmbeddedRecords as its past: one a day over the last days, with the
 // added files stored one after the other and the existed ones skipped. A
@@ -128,15 +132,7 @@ func (s *Server) serveUploadedSymbols(w http.ResponseWriter, r *http.Request) {
 func addEmbeddedHistory(s *Server) {
 	raw, _ := EmbeddedRecords()
 	var rec struct {
-		Hits []struct {
-			Content struct {
-				Added   []string `json:"added"`
-				Existed []string `json:"existed"`
-			} `json:"content"`
-			User     string `json:"user"`
-			Size     int64  `json:"size"`
-			Filename string `json:"filename"`
-		} `json:"hits"`
+		Hits []uploadedHit `json:"hits"`
 	}
 	json.Unmarshal(raw, &rec) // EmbeddedRecords' own JSON always decodes
 	today := time.Now().UTC().Truncate(24 * time.Hour)

@@ -71,22 +71,9 @@ func EmbeddedRecords() (records []byte, s3 *S3) {
 	r := rand.New(rand.NewPCG(2017, 6))
 	s3 = NewS3()
 	addEmbeddedLogs(s3)
-	type content struct {
-		Added   []string `json:"added"`
-		Existed []string `json:"existed"`
-	}
-	type hit struct {
-		Content     content `json:"content"`
-		User        string  `json:"user"`
-		ContentType string  `json:"content_type"`
-		ID          int     `json:"id"`
-		Size        int64   `json:"size"`
-		Date        string  `json:"date"`
-		Filename    string  `json:"filename"`
-	}
-	var hits []hit
+	var hits []uploadedHit
 	for i := range 3 {
-		h := hit{User: "uploader@example.com", ContentType: "text/plain", ID: 154300 + i, Filename: "symbols.zip",
+		h := uploadedHit{User: "uploader@example.com", ContentType: "text/plain", ID: 154300 + i, Filename: "symbols.zip",
 			Date: fmt.Sprintf("2017-06-14T1%d:%02d:%02d.%06d+00:00", i, r.IntN(60), r.IntN(60), r.IntN(1000000))}
 		for j := range 4 {
 			m := breakpad.Synthesize(r, fmt.Sprintf("rec%dlib%d", i, j), breakpad.Platforms[j%3], 40)
