@@ -78,6 +78,30 @@ func ptr[T any](v T) *T { return &v }
 // all).
 const downloadRetries = 4
 
+// downloadPolicy is how downloads are retried: transport errors and
+// bodies that break off, never an HTTP status.
+func downloadPolicy(timeout time.Duration) retryPolicy {
+	return retryPolicy{retries: downloadRetries, base: 100 * time.Millisecond, cap: 2 * time.Second, timeout: timeout}
+}
+
+// loadDownloadJobs reads a download CSV and its missing CSV (code_file and
+// code_id query strings by debug key), and shuffles the jobs with seed.
+func loadDownloadJobs(rc *runContext, csv, missingCSV string, microsoftOnly bool, seed uint64) (*queries, map[string]string, error) {
+	qs, err := loadQueries(rc.plan.resolve(csv), microsoftOnly)
+	if err != nil {
+		return nil, nil, err
+	}
+	codes := map[string]string{}
+	if missingCSV != "" {
+		if codes, err = loadMissing(rc.plan.resolve(missingCSV)); err != nil {
+			return nil, nil, err
+		}
+	}
+	rng := rand.New(rand.NewPCG(seed, seed>>32|1))
+	rng.Shuffle(len(qs.jobs), func(i, j int) { qs.jobs[i], qs.jobs[j] = qs.jobs[j], qs.jobs[i] })
+	return qs, codes, nil
+}
+
 // fastcacheWindow is how many recent lookups the fast-cache share covers.
 const fastcacheWindow = 500
 
@@ -87,17 +111,12 @@ const fastcacheLimit = 0.01
 
 func (d *DownloadStep) run(ctx context.Context, rc *runContext) (stepResult, error) {
 	var queries *queries
+	codes := map[string]string{}
 	var err error
 	if d.Uploaded {
 		queries = uploadedQueries(rc.state.uploaded)
-	} else if queries, err = loadQueries(rc.plan.resolve(d.CSV), d.MicrosoftLikeOnly); err != nil {
+	} else if queries, codes, err = loadDownloadJobs(rc, d.CSV, d.MissingCSV, d.MicrosoftLikeOnly, rc.stepSeed(d.Seed, rc.stepIndex)); err != nil {
 		return nil, err
-	}
-	codes := map[string]string{}
-	if d.MissingCSV != "" {
-		if codes, err = loadMissing(rc.plan.resolve(d.MissingCSV)); err != nil {
-			return nil, err
-		}
 	}
 	if len(queries.jobs) == 0 {
 		res, _ := newDownloadAgg(queries, pace{}).result()
@@ -106,9 +125,6 @@ func (d *DownloadStep) run(ctx context.Context, rc *runContext) (stepResult, err
 		}
 		return res, fmt.Errorf("%s: no usable rows (%d junk rows skipped)", d.CSV, queries.junk)
 	}
-	seed := rc.stepSeed(d.Seed, rc.stepIndex)
-	rng := rand.New(rand.NewPCG(seed, seed>>32|1))
-	rng.Shuffle(len(queries.jobs), func(i, j int) { queries.jobs[i], queries.jobs[j] = queries.jobs[j], queries.jobs[i] })
 
 	total := len(queries.jobs)
 	switch {
@@ -123,8 +139,7 @@ func (d *DownloadStep) run(ctx context.Context, rc *runContext) (stepResult, err
 	}
 	tr := rc.transport(maxWorkersOf(pace{concurrency: *d.Concurrency, maxConcurrency: d.MaxConcurrency, rate: d.Rate, stages: d.Stages}))
 	defer tr.CloseIdleConnections()
-	pol := retryPolicy{retries: downloadRetries, base: 100 * time.Millisecond, cap: 2 * time.Second,
-		timeout: time.Duration(rc.plan.Timeout)}
+	pol := downloadPolicy(time.Duration(rc.plan.Timeout))
 
 	p := pace{concurrency: *d.Concurrency, maxConcurrency: d.MaxConcurrency, rate: d.Rate, stages: d.Stages,
 		duration: time.Duration(d.Duration), total: total, linger: time.Duration(rc.plan.Timeout)}

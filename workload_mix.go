@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"net/http"
 	"strconv"
 	"strings"
@@ -187,18 +186,10 @@ func (m *MixStep) run(ctx context.Context, rc *runContext) (stepResult, error) {
 	tr := rc.transport(maxWorkersOf(p))
 	defer tr.CloseIdleConnections()
 	if d := m.Scenarios.Download; d != nil {
-		qs, err := loadQueries(rc.plan.resolve(d.CSV), false)
+		qs, codes, err := loadDownloadJobs(rc, d.CSV, d.MissingCSV, false, seed)
 		if err != nil {
 			return agg.res, err
 		}
-		codes := map[string]string{}
-		if d.MissingCSV != "" {
-			if codes, err = loadMissing(rc.plan.resolve(d.MissingCSV)); err != nil {
-				return agg.res, err
-			}
-		}
-		rng := rand.New(rand.NewPCG(seed, seed>>32|1))
-		rng.Shuffle(len(qs.jobs), func(i, j int) { qs.jobs[i], qs.jobs[j] = qs.jobs[j], qs.jobs[i] })
 		if m.Balance {
 			agg.res.Balance = balance(qs)
 		}
@@ -210,7 +201,7 @@ func (m *MixStep) run(ctx context.Context, rc *runContext) (stepResult, error) {
 		}
 		src.weights[scenarioDownload] = d.Weight
 		src.dl = &downloadSource{queries: qs, codes: codes, prefix: rc.host, rt: tr, userAgent: rc.plan.UserAgent, check: true,
-			pol: retryPolicy{retries: downloadRetries, base: 100 * time.Millisecond, cap: 2 * time.Second, timeout: time.Duration(rc.plan.Timeout)}}
+			pol: downloadPolicy(time.Duration(rc.plan.Timeout))}
 		agg.dl = newDownloadAgg(qs, p)
 		agg.weights[scenarioDownload] = d.Weight
 	}
@@ -219,20 +210,16 @@ func (m *MixStep) run(ctx context.Context, rc *runContext) (stepResult, error) {
 		if s.StacksDir == "" {
 			dir = rc.state.stacksDir
 		}
-		files, skipped, err := loadStackFiles(dir, false)
+		files, skipped, err := loadShuffledStacks(dir, false, seed)
 		if err != nil {
 			return agg.res, err
 		}
 		if len(files) == 0 {
 			return agg.res, fmt.Errorf("%s: no usable stack files (%d skipped)", dir, len(skipped))
 		}
-		rng := rand.New(rand.NewPCG(seed, seed>>32|2))
-		rng.Shuffle(len(files), func(i, j int) { files[i], files[j] = files[j], files[i] })
 		src.weights[scenarioSymbolicate] = s.Weight
 		src.sym = &symbolicateSource{files: files, size: *s.BatchSize, endpoint: rc.symHost + "/symbolicate/" + s.API,
-			v5: s.API == "v5", rt: tr, userAgent: rc.plan.UserAgent,
-			pol: retryPolicy{retries: symbolicateRetries, base: 200 * time.Millisecond, cap: 5 * time.Second,
-				statuses: []int{502, 503, 504}, timeout: time.Duration(rc.plan.Timeout)}}
+			v5: s.API == "v5", rt: tr, userAgent: rc.plan.UserAgent, pol: symbolicatePolicy(time.Duration(rc.plan.Timeout))}
 		agg.sym = newSymbolicateAgg(len(files), skipped, p)
 		agg.weights[scenarioSymbolicate] = s.Weight
 	}

@@ -81,6 +81,25 @@ func (s *SymbolicateStep) reads() []planFile { return []planFile{{"stacks_dir", 
 // 504, a transport error or an answer whose body broke off.
 const symbolicateRetries = 4
 
+// symbolicatePolicy is how symbolication requests are retried: 502, 503,
+// 504, transport errors and bodies that break off.
+func symbolicatePolicy(timeout time.Duration) retryPolicy {
+	return retryPolicy{retries: symbolicateRetries, base: 200 * time.Millisecond, cap: 5 * time.Second,
+		statuses: []int{502, 503, 504}, timeout: timeout}
+}
+
+// loadShuffledStacks loads the stack files of dir and shuffles them with
+// seed.
+func loadShuffledStacks(dir string, sanitize bool, seed uint64) ([]*stackFile, []SkippedFile, error) {
+	files, skipped, err := loadStackFiles(dir, sanitize)
+	if err != nil {
+		return nil, nil, err
+	}
+	rng := rand.New(rand.NewPCG(seed, seed>>32|1))
+	rng.Shuffle(len(files), func(i, j int) { files[i], files[j] = files[j], files[i] })
+	return files, skipped, nil
+}
+
 // maxSampleFiles bounds the file names kept per error message.
 const maxSampleFiles = 5
 
@@ -91,7 +110,7 @@ func (s *SymbolicateStep) run(ctx context.Context, rc *runContext) (stepResult, 
 			return nil, errors.New("no stacks_dir, and no make-stacks step ran before this one")
 		}
 	}
-	files, skipped, err := loadStackFiles(dir, s.Sanitize)
+	files, skipped, err := loadShuffledStacks(dir, s.Sanitize, rc.stepSeed(s.Seed, rc.stepIndex))
 	if err != nil {
 		return nil, err
 	}
@@ -99,9 +118,6 @@ func (s *SymbolicateStep) run(ctx context.Context, rc *runContext) (stepResult, 
 		res, _ := newSymbolicateAgg(0, skipped, pace{}).result()
 		return res, fmt.Errorf("%s: no usable stack files (%d skipped)", dir, len(skipped))
 	}
-	seed := rc.stepSeed(s.Seed, rc.stepIndex)
-	rng := rand.New(rand.NewPCG(seed, seed>>32|1))
-	rng.Shuffle(len(files), func(i, j int) { files[i], files[j] = files[j], files[i] })
 
 	size := *s.BatchSize
 	batches := (len(files) + size - 1) / size
@@ -115,8 +131,7 @@ func (s *SymbolicateStep) run(ctx context.Context, rc *runContext) (stepResult, 
 	endpoint := rc.symHost + "/symbolicate/" + s.API
 	tr := rc.transport(maxWorkersOf(pace{concurrency: *s.Concurrency, maxConcurrency: s.MaxConcurrency, rate: s.Rate, stages: s.Stages}))
 	defer tr.CloseIdleConnections()
-	pol := retryPolicy{retries: symbolicateRetries, base: 200 * time.Millisecond, cap: 5 * time.Second,
-		statuses: []int{502, 503, 504}, timeout: time.Duration(rc.plan.Timeout)}
+	pol := symbolicatePolicy(time.Duration(rc.plan.Timeout))
 	p := pace{concurrency: *s.Concurrency, maxConcurrency: s.MaxConcurrency, rate: s.Rate, stages: s.Stages,
 		duration: time.Duration(s.Duration), total: total, linger: time.Duration(rc.plan.Timeout)}
 	agg := newSymbolicateAgg(len(files), skipped, p)
