@@ -88,6 +88,17 @@ type StepReport struct {
 	result stepResult
 }
 
+// state is the step's outcome in a word: ok, interrupted or FAILED.
+func (s *StepReport) state() string {
+	switch {
+	case s.Interrupted:
+		return "interrupted"
+	case !s.OK:
+		return "FAILED"
+	}
+	return "ok"
+}
+
 // stepResult is a step kind's own report. Its exported fields are all
 // that its table shows, so that a decoded report prints as the run did.
 type stepResult interface {
@@ -256,13 +267,7 @@ func tableReport(w io.Writer, r *Report) error {
 			}
 			continue
 		}
-		state := "ok"
-		switch {
-		case s.Interrupted:
-			state = "interrupted"
-		case !s.OK:
-			state = "FAILED"
-		}
+		state := s.state()
 		if _, err := fmt.Fprintf(w, "\n== %s (%s): %s in %s ==\n", s.Name, s.Kind, state, seconds(s.DurationS)); err != nil {
 			return err
 		}

@@ -111,13 +111,7 @@ func buildHTMLView(reports []namedReport, d *htmlData) htmlView {
 				continue
 			}
 			s := &nr.r.Steps[i]
-			state := "ok"
-			switch {
-			case s.Interrupted:
-				state = "interrupted"
-			case !s.OK:
-				state = "FAILED"
-			}
+			state := s.state()
 			errText := ""
 			if s.Error != nil {
 				errText = *s.Error

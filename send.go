@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"io"
 	"math/rand/v2"
 	"net"
@@ -117,6 +118,35 @@ func send(ctx context.Context, rt http.RoundTripper, pol retryPolicy, build func
 			return nil, attempts, stepCause(ctx, ctx.Err())
 		}
 	}
+}
+
+// getOK sends a GET to target, retried per pol, with the User-Agent and,
+// unless token is "", the Auth-Token. It reads at most limit bytes of the
+// answer and returns a 200's body; another status is an error with the
+// server's error text. Errors start with "GET shown": the URL as it may be
+// printed.
+func getOK(ctx context.Context, rt http.RoundTripper, pol retryPolicy, target, shown, userAgent, token string, limit int64) ([]byte, error) {
+	var raw []byte
+	resp, _, err := send(ctx, rt, pol, func(ctx context.Context) (*http.Request, error) {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, target, nil)
+		if err == nil {
+			req.Header.Set("User-Agent", userAgent)
+			if token != "" {
+				req.Header.Set("Auth-Token", token)
+			}
+		}
+		return req, err
+	}, func(resp *http.Response) (err error) {
+		raw, err = io.ReadAll(io.LimitReader(resp.Body, limit))
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("GET %s: %w", shown, err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("GET %s: %d %s", shown, resp.StatusCode, errorText(raw))
+	}
+	return raw, nil
 }
 
 // stepCause is the error of a request that ctx cut off: the cause the

@@ -204,23 +204,9 @@ type uploadsAPI struct {
 // status is an error with Tecken's error text.
 func (api *uploadsAPI) get(ctx context.Context, path string, out any) error {
 	target := api.host + path
-	var raw []byte
-	resp, _, err := send(ctx, api.rt, api.pol, func(ctx context.Context) (*http.Request, error) {
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, target, nil)
-		if err == nil {
-			req.Header.Set("User-Agent", api.userAgent)
-			req.Header.Set("Auth-Token", api.token)
-		}
-		return req, err
-	}, func(resp *http.Response) (err error) {
-		raw, err = io.ReadAll(io.LimitReader(resp.Body, 64<<20))
-		return err
-	})
+	raw, err := getOK(ctx, api.rt, api.pol, target, target, api.userAgent, api.token, 64<<20)
 	if err != nil {
-		return fmt.Errorf("GET %s: %w", target, err)
-	}
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("GET %s: %d %s", target, resp.StatusCode, errorText(raw))
+		return err
 	}
 	if err := json.Unmarshal(raw, out); err != nil {
 		return fmt.Errorf("GET %s: not the uploads API's answer: %w", target, err)

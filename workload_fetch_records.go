@@ -257,23 +257,9 @@ func fetchRecords(ctx context.Context, rt http.RoundTripper, pol retryPolicy, ba
 	u.RawQuery = q.Encode()
 	target := u.String()
 	shown := redactURL(target)
-	var raw []byte
-	resp, _, err := send(ctx, rt, pol, func(ctx context.Context) (*http.Request, error) {
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, target, nil)
-		if err == nil {
-			req.Header.Set("User-Agent", userAgent)
-			req.Header.Set("Auth-Token", token)
-		}
-		return req, err
-	}, func(resp *http.Response) (err error) {
-		raw, err = io.ReadAll(io.LimitReader(resp.Body, 1<<30))
-		return err
-	})
+	raw, err := getOK(ctx, rt, pol, target, shown, userAgent, token, 1<<30)
 	if err != nil {
-		return RecordsFile{}, fmt.Errorf("GET %s: %w", shown, err)
-	}
-	if resp.StatusCode != http.StatusOK {
-		return RecordsFile{}, fmt.Errorf("GET %s: %d %s", shown, resp.StatusCode, errorText(raw))
+		return RecordsFile{}, err
 	}
 	var rec uploadedRecord
 	if err := rec.check(raw); err != nil {

@@ -208,22 +208,9 @@ func (tc *taskCluster) list(ctx context.Context, path, key string, out any) erro
 			q.Set("continuationToken", token)
 		}
 		target := tc.root + path + "?" + q.Encode()
-		var raw []byte
-		resp, _, err := send(ctx, tc.rt, tc.pol, func(ctx context.Context) (*http.Request, error) {
-			req, err := http.NewRequestWithContext(ctx, http.MethodGet, target, nil)
-			if err == nil {
-				req.Header.Set("User-Agent", tc.userAgent)
-			}
-			return req, err
-		}, func(resp *http.Response) (err error) {
-			raw, err = io.ReadAll(io.LimitReader(resp.Body, 64<<20))
-			return err
-		})
+		raw, err := getOK(ctx, tc.rt, tc.pol, target, target, tc.userAgent, "", 64<<20)
 		if err != nil {
-			return fmt.Errorf("GET %s: %w", target, err)
-		}
-		if resp.StatusCode != http.StatusOK {
-			return fmt.Errorf("GET %s: %d %s", target, resp.StatusCode, errorText(raw))
+			return err
 		}
 		var page map[string]json.RawMessage
 		var items []json.RawMessage

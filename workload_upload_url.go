@@ -175,22 +175,9 @@ func headSize(ctx context.Context, rt http.RoundTripper, pol retryPolicy, target
 // one of its files not over max_size, chosen with the step's seed. The
 // GET is retried per pol.
 func (u *UploadStep) pickFromIndex(ctx context.Context, rt http.RoundTripper, pol retryPolicy, target, userAgent string, rng *mrand.Rand) (string, int64, error) {
-	var raw []byte
-	resp, _, err := send(ctx, rt, pol, func(ctx context.Context) (*http.Request, error) {
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, target, nil)
-		if err == nil {
-			req.Header.Set("User-Agent", userAgent)
-		}
-		return req, err
-	}, func(resp *http.Response) (err error) {
-		raw, err = io.ReadAll(io.LimitReader(resp.Body, 16<<20))
-		return err
-	})
+	raw, err := getOK(ctx, rt, pol, target, target, userAgent, "", 16<<20)
 	if err != nil {
-		return "", 0, fmt.Errorf("GET %s: %w", target, err)
-	}
-	if resp.StatusCode != http.StatusOK {
-		return "", 0, fmt.Errorf("GET %s: %d", target, resp.StatusCode)
+		return "", 0, err
 	}
 	var index struct {
 		Files []struct {
