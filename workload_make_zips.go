@@ -313,9 +313,10 @@ func (m *MakeZipsStep) syntheticMembers(ctx context.Context, zw *zip.Writer, siz
 func rawHeader(c compressedMember, modified time.Time) *zip.FileHeader {
 	modified = modified.UTC()
 	fh := &zip.FileHeader{Name: c.name, Method: zip.Deflate, CRC32: c.crc,
-		CompressedSize64: uint64(len(c.compressed)), UncompressedSize64: c.size, Modified: modified,
-		ModifiedDate: uint16(modified.Day() + int(modified.Month())<<5 + (modified.Year()-1980)<<9),
-		ModifiedTime: uint16(modified.Second()/2 + modified.Minute()<<5 + modified.Hour()<<11)}
+		CompressedSize64: uint64(len(c.compressed)), UncompressedSize64: c.size, Modified: modified}
+	//lint:ignore SA1019 CreateRaw writes the MS-DOS time fields as given: nothing else dates the member.
+	fh.ModifiedDate, fh.ModifiedTime = uint16(modified.Day()+int(modified.Month())<<5+(modified.Year()-1980)<<9),
+		uint16(modified.Second()/2+modified.Minute()<<5+modified.Hour()<<11)
 	// Extended timestamp (0x5455): flags 1 (modification time), then the
 	// time in Unix seconds, little-endian.
 	fh.Extra = binary.LittleEndian.AppendUint16(fh.Extra, 0x5455)
