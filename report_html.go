@@ -188,7 +188,7 @@ func buildHTMLData(reports []namedReport) (*htmlData, error) {
 				Note: "Stacked: each line adds its class to the ones below it, 2xx first and requests without an answer last, so the top line is every request done in the interval."},
 			{ID: id + "-rate", Type: chartLines, Title: "Achieved rate", XUnit: "s", YUnit: "/s",
 				Note: "Requests done per interval divided by the interval."},
-			{ID: id + "-latency", Type: chartLines, Title: "Response time over time (p50, p99, max)", XUnit: "s", YUnit: "s",
+			{ID: id + "-latency", Type: chartLines, Title: "Latency over time (response p50, p99, max; service and lag p99 with a rate)", XUnit: "s", YUnit: "s",
 				Note: "Timeline intervals carry the response time only; without a rate it is the service time."},
 			{ID: id + "-distribution", Type: chartDist, Title: "Latency percentile distribution", XUnit: "1/(1-q)", YUnit: "s",
 				Note: "The HdrHistogram percentile distribution from 50 % to 99.999 %, on a log axis of 1/(1-q)."},
@@ -208,7 +208,7 @@ func buildHTMLData(reports []namedReport) (*htmlData, error) {
 				continue
 			}
 			if m.ScheduleLag != nil {
-				charts[2].Note = "Timeline intervals carry the response time only (from each request's slot in the schedule); service time and schedule lag are in the distribution below."
+				charts[3].Note = "Response time runs from each request's slot in the schedule; the service time (from the actual send) and the schedule lag are drawn at their p99; the distribution below has them whole."
 			}
 			series, err := stepSeries(nr, m)
 			if err != nil {
@@ -279,6 +279,7 @@ func stepSeries(nr namedReport, m *metrics.Summary) (map[string][]htmlSeries, er
 	reqs, errs, rate := series("requests"), series("errors"), series("rate")
 	classes := []htmlSeries{series("2xx"), series("+3xx"), series("+4xx"), series("+5xx"), series("+no answer")}
 	p50, p99, mx := series("p50"), series("p99"), series("max")
+	svc, lag := series("service p99"), series("lag p99")
 	for _, p := range tl.Points {
 		x := origin + p.TS
 		reqs.Points = append(reqs.Points, [2]float64{x, float64(p.Requests)})
@@ -297,6 +298,10 @@ func stepSeries(nr namedReport, m *metrics.Summary) (map[string][]htmlSeries, er
 			if v.y != nil {
 				v.s.Points = append(v.s.Points, [2]float64{x, *v.y})
 			}
+		}
+		if p.Service != nil {
+			svc.Points = append(svc.Points, [2]float64{x, p.Service.P99S})
+			lag.Points = append(lag.Points, [2]float64{x, p.Lag.P99S})
 		}
 	}
 	full, err := metrics.FromSummary(*m)
@@ -319,6 +324,10 @@ func stepSeries(nr namedReport, m *metrics.Summary) (map[string][]htmlSeries, er
 		}
 		dist = append(dist, s)
 	}
+	latency := []htmlSeries{p50, p99, mx}
+	if m.ScheduleLag != nil && len(svc.Points) > 0 { // a rate-driven step: service time and lag too
+		latency = append(latency, svc, lag)
+	}
 	rates := []htmlSeries{rate}
 	if m.TargetRatePerS != nil { // the schedule's (mean) target, across the step
 		target := series("target")
@@ -330,7 +339,7 @@ func stepSeries(nr namedReport, m *metrics.Summary) (map[string][]htmlSeries, er
 		"requests":     {reqs, errs},
 		"classes":      classes,
 		"rate":         rates,
-		"latency":      {p50, p99, mx},
+		"latency":      latency,
 		"distribution": dist,
 	}, nil
 }

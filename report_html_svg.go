@@ -24,9 +24,9 @@ var palette = []string{"#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#
 // dashOf gives each metric its dash pattern, the same in every chart.
 func dashOf(metric string, i int) string {
 	switch metric {
-	case "p99", metrics.ServiceTime:
+	case "p99", metrics.ServiceTime, "service p99":
 		return "7 4"
-	case "max", metrics.ScheduleLag, "target":
+	case "max", metrics.ScheduleLag, "target", "lag p99":
 		return "2 3"
 	case "p50", "requests", "errors", metrics.ResponseTime:
 		return ""

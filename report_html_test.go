@@ -119,7 +119,11 @@ func checkStepData(t *testing.T, d *htmlData, r *Report, step string, m *metrics
 			t.Errorf("target series %+v, want %v", tg, *m.TargetRatePerS)
 		}
 	}
-	if len(bars.Series) != 2 || len(rate.Series) != wantRates || len(lat.Series) != 3 {
+	wantLat := 3
+	if m.ScheduleLag != nil {
+		wantLat = 5 // and the service time's and the lag's p99
+	}
+	if len(bars.Series) != 2 || len(rate.Series) != wantRates || len(lat.Series) != wantLat {
 		t.Fatalf("series: %d bars, %d rate, %d latency", len(bars.Series), len(rate.Series), len(lat.Series))
 	}
 	var total int64
@@ -141,6 +145,9 @@ func checkStepData(t *testing.T, d *htmlData, r *Report, step string, m *metrics
 			if c.got != [2]float64{x, c.want} {
 				t.Errorf("%s point %d: %v, want [%v %v]", c.name, i, c.got, x, c.want)
 			}
+		}
+		if wantLat == 5 && (lat.Series[3].Points[i] != [2]float64{x, p.Service.P99S} || lat.Series[4].Points[i] != [2]float64{x, p.Lag.P99S}) {
+			t.Errorf("point %d: service %v, lag %v, want p99s %v and %v", i, lat.Series[3].Points[i], lat.Series[4].Points[i], p.Service.P99S, p.Lag.P99S)
 		}
 	}
 	if total != m.Requests || bars.Series[0].WidthS != tl.IntervalS {

@@ -45,6 +45,9 @@ type Metrics struct {
 	response, service, lag dist
 	byStatus               map[int]*Metrics // nil in a per-status child
 	timeline               *timeline        // nil in a per-status child
+	// serviceTL and lagTL follow the timeline with service time and
+	// schedule lag: a scheduled step's only, nil otherwise.
+	serviceTL, lagTL *timeline
 	// What the dispatcher reports of the schedule (a step's Metrics only).
 	target       *float64
 	missed, late int64
@@ -75,7 +78,11 @@ func (m *Metrics) SetStages(stages []LoadStage) { m.stages = stages }
 // send time (a rate-driven step): then schedule lag is kept and response
 // time is measured from the intended time.
 func New(scheduled bool) *Metrics {
-	return &Metrics{scheduled: scheduled, byStatus: map[int]*Metrics{}, timeline: newTimeline()}
+	m := &Metrics{scheduled: scheduled, byStatus: map[int]*Metrics{}, timeline: newTimeline()}
+	if scheduled {
+		m.serviceTL, m.lagTL = newTimeline(), newTimeline()
+	}
+	return m
 }
 
 // Add records one sample: O(1), and no allocation once its status and
@@ -112,6 +119,10 @@ func (m *Metrics) Add(s Sample) {
 		c.add(&r)
 	}
 	m.timeline.add(r.done, r.response, s.Status)
+	if m.serviceTL != nil {
+		m.serviceTL.add(r.done, r.service, s.Status)
+		m.lagTL.add(r.done, max(r.lag, 0), s.Status)
+	}
 }
 
 // record is a sample reduced to what the counters need.
@@ -206,6 +217,12 @@ func (m *Metrics) Merge(o *Metrics) {
 		}
 		c.Merge(oc)
 	}
+	if m.serviceTL != nil && o.serviceTL != nil {
+		m.serviceTL.merge(o.serviceTL)
+		m.lagTL.merge(o.lagTL)
+	} else { // per interval, they are known only when every part has them
+		m.serviceTL, m.lagTL = nil, nil
+	}
 	if m.timeline != nil && o.timeline != nil {
 		m.timeline.merge(o.timeline)
 	}
@@ -278,6 +295,10 @@ func (m *Metrics) Summary() Summary {
 		s.ByStatus = append(s.ByStatus, StatusSummary{Status: status, Stats: m.byStatus[status].stats()})
 	}
 	s.Timeline = m.timeline.summary()
+	if m.serviceTL != nil {
+		pointDists(&s.Timeline, m.serviceTL.summary(), func(tp *TimelinePoint, d *PointDist) { tp.Service = d })
+		pointDists(&s.Timeline, m.lagTL.summary(), func(tp *TimelinePoint, d *PointDist) { tp.Lag = d })
+	}
 	return s
 }
 
@@ -352,6 +373,16 @@ func FromSummary(s Summary) (*Metrics, error) {
 		return nil, fmt.Errorf("timeline.points: hold %d requests, requests is %d", n, m.requests)
 	}
 	m.timeline = t
+	m.serviceTL, m.lagTL = nil, nil
+	if svc, ok := parallel(s.Timeline, func(tp *TimelinePoint) *PointDist { return tp.Service }); ok {
+		lag, _ := parallel(s.Timeline, func(tp *TimelinePoint) *PointDist { return tp.Lag })
+		if m.serviceTL, err = timelineFromSummary(svc); err != nil {
+			return nil, fmt.Errorf("timeline (service).%w", err)
+		}
+		if m.lagTL, err = timelineFromSummary(lag); err != nil {
+			return nil, fmt.Errorf("timeline (lag).%w", err)
+		}
+	}
 	return m, nil
 }
 

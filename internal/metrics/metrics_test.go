@@ -423,7 +423,7 @@ func TestJSONKeys(t *testing.T) {
 		{"transport_errors", top.TransportErrors, []string{"timeout", "refused", "reset", "other"}},
 		{"distribution", top.ResponseTime, dist},
 		{"timeline", top.Timeline, []string{"started_at", "interval_s", "points"}},
-		{"point", tl.Points[0], []string{"t_s", "requests", "errors", "by_class", "p50_s", "p99_s", "max_s", "histogram"}},
+		{"point", tl.Points[0], []string{"t_s", "requests", "errors", "by_class", "p50_s", "p99_s", "max_s", "histogram", "service", "lag"}},
 	} {
 		if got := keys(t, c.obj); !slices.Equal(got, c.want) {
 			t.Errorf("%s keys %v, want %v", c.name, got, c.want)

@@ -55,6 +55,45 @@ type TimelinePoint struct {
 	// 2 significant digits) in base64 V2 compressed encoding; null when
 	// there are no requests.
 	Histogram *string `json:"histogram"`
+	// Service and Lag are the interval's service time and schedule lag, for
+	// a rate-driven step; null without a schedule or without requests.
+	Service *PointDist `json:"service"`
+	Lag     *PointDist `json:"lag"`
+}
+
+// PointDist is a distribution of one timeline interval.
+type PointDist struct {
+	P50S      float64 `json:"p50_s"`
+	P99S      float64 `json:"p99_s"`
+	MaxS      float64 `json:"max_s"`
+	Histogram string  `json:"histogram"`
+}
+
+// pointDists moves the points of a parallel timeline (service time or
+// schedule lag, fed the same done times) into s's points, as set picks.
+func pointDists(s *TimelineSummary, of TimelineSummary, set func(tp *TimelinePoint, d *PointDist)) {
+	for i := range s.Points {
+		if i < len(of.Points) && of.Points[i].Histogram != nil {
+			op := of.Points[i]
+			set(&s.Points[i], &PointDist{P50S: *op.P50S, P99S: *op.P99S, MaxS: *op.MaxS, Histogram: *op.Histogram})
+		}
+	}
+}
+
+// parallel is the summary of a parallel timeline read back out of s's
+// points, or false when no point has it.
+func parallel(s TimelineSummary, get func(tp *TimelinePoint) *PointDist) (TimelineSummary, bool) {
+	out := TimelineSummary{StartedAt: s.StartedAt, IntervalS: s.IntervalS, Points: make([]TimelinePoint, len(s.Points))}
+	found := false
+	for i, tp := range s.Points {
+		op := TimelinePoint{TS: tp.TS, Requests: tp.Requests, Errors: tp.Errors, ByClass: tp.ByClass}
+		if d := get(&tp); d != nil {
+			found = true
+			op.P50S, op.P99S, op.MaxS, op.Histogram = &d.P50S, &d.P99S, &d.MaxS, &d.Histogram
+		}
+		out.Points[i] = op
+	}
+	return out, found
 }
 
 // StatusClasses counts answers by the class of their HTTP status.

@@ -186,3 +186,27 @@ func TestTimelineMemoryBounded(t *testing.T) {
 		}
 	}
 }
+
+// TestTimelineServiceAndLag: a scheduled step's intervals carry service
+// time and schedule lag beside the response time; an unscheduled one's
+// carry neither.
+func TestTimelineServiceAndLag(t *testing.T) {
+	start := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
+	for _, scheduled := range []bool{true, false} {
+		m := New(scheduled)
+		for i := range 10 {
+			intended := start.Add(time.Duration(i) * 50 * time.Millisecond)
+			sent := intended.Add(time.Duration(i) * time.Millisecond) // lag 0..9 ms
+			m.Add(Sample{Intended: intended, Sent: sent, Done: sent.Add(20 * time.Millisecond), Status: 200, Attempts: 1})
+		}
+		p := m.Summary().Timeline.Points[0]
+		switch {
+		case !scheduled && (p.Service != nil || p.Lag != nil):
+			t.Errorf("unscheduled: service %+v, lag %+v", p.Service, p.Lag)
+		case scheduled && (p.Service == nil || p.Lag == nil):
+			t.Fatalf("scheduled: service %+v, lag %+v", p.Service, p.Lag)
+		case scheduled && (p.Lag.MaxS != 0.009 || p.Service.MaxS != 0.02 || *p.MaxS != 0.029):
+			t.Errorf("lag max %v (want 0.009), service max %v (want 0.02), response max %v (want 0.029)", p.Lag.MaxS, p.Service.MaxS, *p.MaxS)
+		}
+	}
+}
