@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/mozilla-services/teckenrun/internal/metrics"
@@ -73,18 +74,41 @@ type issued struct {
 }
 
 // issue calls do for job i = 0, 1, ... until p.total jobs, the step's
-// duration or ctx (an interrupt) stops it. Workers are long-lived
-// goroutines of an errgroup fed through an unbuffered channel, never a
+// duration or ctx (an interrupt) stops it: issueWorkers with workers
+// that only do.
+func issue(ctx, work context.Context, p pace, do func(ctx context.Context, i int, s slot) error) (issued, error) {
+	return issueWorkers(ctx, work, p, func() worker { return worker{do: do} })
+}
+
+// worker is what one of a step's workers runs: do for each job it takes;
+// and idle, when set, whenever the worker is about to wait (for a job or
+// for its stage to allow it) and when it stops.
+type worker struct {
+	do   func(ctx context.Context, i int, s slot) error
+	idle func()
+}
+
+func (w worker) rest() {
+	if w.idle != nil {
+		w.idle()
+	}
+}
+
+// issueWorkers calls the do of a worker made by newWorker for job i = 0,
+// 1, ... until p.total jobs, the step's duration or ctx (an interrupt)
+// stops it. Workers are long-lived goroutines of an errgroup, never a
 // goroutine per job.
 //
 // Without a rate, p.concurrency workers (or as many as concurrency
-// stages allow at the moment) take jobs as fast as they finish them.
+// stages allow at the moment) claim the next job from a shared counter as
+// fast as they finish the last one.
 //
 // With a rate (an open model), one dispatcher releases each job at its
-// slot in the schedule: when no worker is idle it adds one, up to
-// max_concurrency; past that the step is saturated, and jobs go out
-// late. A job's slot is its intended start, so latency measured from it
-// includes the wait for a worker (no coordinated omission).
+// slot in the schedule through an unbuffered channel: when no worker is
+// idle it adds one, up to max_concurrency; past that the step is
+// saturated, and jobs go out late. A job's slot is its intended start, so
+// latency measured from it includes the wait for a worker (no
+// coordinated omission).
 //
 // The duration bounds the step in every mode: issuing stops when it is
 // up, jobs in flight get p.linger more, and the slots that came due but
@@ -92,126 +116,23 @@ type issued struct {
 // after an interrupt, jobs in flight get the grace period that work
 // allows. A do that returns an error stops the step: the others are
 // cancelled and issue returns the error.
-func issue(ctx, work context.Context, p pace, do func(ctx context.Context, i int, s slot) error) (issued, error) {
-	type job struct {
-		i        int
-		intended time.Time
-	}
+func issueWorkers(ctx, work context.Context, p pace, newWorker func() worker) (issued, error) {
 	res := issued{stages: p.stages}
 	g, gctx := errgroup.WithContext(work)
 	jctx, stopJobs := context.WithCancelCause(gctx)
 	defer stopJobs(nil)
-	jobs := make(chan job)
-	var gate *workerGate
-	if len(p.stages) > 0 && !p.scheduled() {
-		gate = newWorkerGate()
-	}
-	workers := 0
-	spawn := func() {
-		id := workers
-		workers++
-		res.peak = max(res.peak, workers)
-		g.Go(func() error {
-			for gate.enter(id) {
-				j, ok := <-jobs
-				if !ok {
-					return nil
-				}
-				if err := do(jctx, j.i, slot{intended: j.intended, sent: time.Now()}); err != nil {
-					return err
-				}
-			}
-			return nil
-		})
-	}
 	start := time.Now()
-	var sched *schedule
-	stopGate := func() {}
-	maxW := p.concurrency
-	switch {
-	case p.scheduled():
-		sched = newSchedule(p.rate, p.duration, p.stages)
-		res.target = sched.meanRate() / float64(max(p.shards, 1)) // a shard owns 1/shards of the slots
-		if maxW = p.maxConcurrency; maxW <= 0 {
-			maxW = 10 * p.concurrency
-		}
-		for range min(p.concurrency, maxW) {
-			spawn()
-		}
-	case gate != nil:
-		for range maxWorkers(p.stages) {
-			spawn()
-		}
-		res.peak = 0
-		stopGate = gate.follow(p.stages, start, &res.peak)
-	default:
-		for range p.concurrency {
-			spawn()
-		}
-	}
 	var deadline <-chan time.Time
 	if d := p.length(); d > 0 {
 		t := time.NewTimer(d)
 		defer t.Stop()
 		deadline = t.C
 	}
-	tick := time.NewTimer(time.Hour) // re-armed for each slot of a rate
-	tick.Stop()
-	defer tick.Stop()
-produce:
-	for i := 0; p.total < 0 || i < p.total; i++ {
-		if !p.owns(i) {
-			continue
-		}
-		var intended time.Time
-		if sched != nil {
-			at, ok := sched.at(i)
-			if !ok {
-				break // the schedule ended: every slot was sent
-			}
-			intended = start.Add(time.Duration(at * float64(time.Second)))
-			if d := time.Until(intended); d > 0 {
-				tick.Reset(d)
-				select { // the slot is before the end: no deadline here
-				case <-tick.C:
-				case <-ctx.Done():
-					break produce
-				case <-gctx.Done():
-					break produce
-				}
-			}
-			select {
-			case jobs <- job{i, intended}: // an idle worker took it
-				continue
-			default:
-			}
-			if workers < maxW {
-				spawn()
-			} else {
-				res.saturated = true
-			}
-		}
-		select {
-		case jobs <- job{i, intended}:
-		case <-ctx.Done():
-			break produce
-		case <-gctx.Done():
-			break produce
-		case <-deadline:
-			if sched != nil {
-				n := sched.slots()
-				if p.total >= 0 {
-					n = min(n, p.total)
-				}
-				res.missed = max(p.shareOf(n)-p.shareOf(i), 0) // the shard's own slots
-
-			}
-			break produce
-		}
+	if p.scheduled() {
+		dispatch(ctx, gctx, jctx, g, p, start, deadline, newWorker, &res)
+	} else {
+		claim(ctx, gctx, jctx, g, p, start, deadline, newWorker, &res)
 	}
-	close(jobs)
-	stopGate() // before gate.close, so that res.peak is final and no longer written
-	gate.close()
 	if d := p.length(); d > 0 {
 		// The duration bounds the step however issuing ended: jobs in
 		// flight get the plan's timeout after it, then are cut off.
@@ -220,6 +141,164 @@ produce:
 		defer t.Stop()
 	}
 	return res, g.Wait()
+}
+
+// claim runs a step without a rate: its workers claim jobs from a shared
+// counter until the jobs, the duration, ctx or a failed worker (gctx)
+// stop them; with concurrency stages, a gate lets as many work as the
+// ramp allows at the moment.
+func claim(ctx, gctx, jctx context.Context, g *errgroup.Group, p pace, start time.Time, deadline <-chan time.Time, newWorker func() worker, res *issued) {
+	var next atomic.Int64
+	var stop atomic.Bool
+	exhausted := make(chan struct{})
+	var once sync.Once
+	take := func() (int, bool) {
+		for !stop.Load() {
+			i := int(next.Add(1) - 1)
+			if p.total >= 0 && i >= p.total {
+				break
+			}
+			if p.owns(i) {
+				return i, true
+			}
+		}
+		once.Do(func() { close(exhausted) })
+		return 0, false
+	}
+	var gate *workerGate
+	n := p.concurrency
+	if len(p.stages) > 0 {
+		gate, n = newWorkerGate(), maxWorkers(p.stages)
+	}
+	for id := range n {
+		g.Go(func() error {
+			w := newWorker()
+			defer w.rest()
+			for {
+				if !gate.allows(id) {
+					w.rest()
+				}
+				if !gate.enter(id) {
+					return nil
+				}
+				i, ok := take()
+				if !ok {
+					return nil
+				}
+				if err := w.do(jctx, i, slot{sent: time.Now()}); err != nil {
+					return err
+				}
+			}
+		})
+	}
+	res.peak = n
+	stopGate := func() {}
+	if gate != nil {
+		res.peak = 0
+		stopGate = gate.follow(p.stages, start, &res.peak)
+	}
+	select {
+	case <-exhausted:
+	case <-ctx.Done():
+	case <-gctx.Done():
+	case <-deadline:
+	}
+	stop.Store(true)
+	stopGate() // before gate.close, so that res.peak is final and no longer written
+	gate.close()
+}
+
+// dispatch runs a step on a rate's schedule: one dispatcher hands each
+// job to an idle worker at its slot, adding workers up to max_concurrency.
+func dispatch(ctx, gctx, jctx context.Context, g *errgroup.Group, p pace, start time.Time, deadline <-chan time.Time, newWorker func() worker, res *issued) {
+	type job struct {
+		i        int
+		intended time.Time
+	}
+	jobs := make(chan job)
+	workers := 0
+	spawn := func() {
+		workers++
+		res.peak = max(res.peak, workers)
+		g.Go(func() error {
+			w := newWorker()
+			defer w.rest()
+			for {
+				var j job
+				var ok bool
+				select {
+				case j, ok = <-jobs:
+				default:
+					w.rest()
+					j, ok = <-jobs
+				}
+				if !ok {
+					return nil
+				}
+				if err := w.do(jctx, j.i, slot{intended: j.intended, sent: time.Now()}); err != nil {
+					return err
+				}
+			}
+		})
+	}
+	sched := newSchedule(p.rate, p.duration, p.stages)
+	res.target = sched.meanRate() / float64(max(p.shards, 1)) // a shard owns 1/shards of the slots
+	maxW := p.maxConcurrency
+	if maxW <= 0 {
+		maxW = 10 * p.concurrency
+	}
+	for range min(p.concurrency, maxW) {
+		spawn()
+	}
+	defer close(jobs)
+	tick := time.NewTimer(time.Hour) // re-armed for each slot
+	tick.Stop()
+	defer tick.Stop()
+	for i := 0; p.total < 0 || i < p.total; i++ {
+		if !p.owns(i) {
+			continue
+		}
+		at, ok := sched.at(i)
+		if !ok {
+			return // the schedule ended: every slot was sent
+		}
+		intended := start.Add(time.Duration(at * float64(time.Second)))
+		if d := time.Until(intended); d > 0 {
+			tick.Reset(d)
+			select { // the slot is before the end: no deadline here
+			case <-tick.C:
+			case <-ctx.Done():
+				return
+			case <-gctx.Done():
+				return
+			}
+		}
+		select {
+		case jobs <- job{i, intended}: // an idle worker took it
+			continue
+		default:
+		}
+		if workers < maxW {
+			spawn()
+		} else {
+			res.saturated = true
+		}
+		select {
+		case jobs <- job{i, intended}:
+		case <-ctx.Done():
+			return
+		case <-gctx.Done():
+			return
+		case <-deadline:
+			n := sched.slots()
+			if p.total >= 0 {
+				n = min(n, p.total)
+			}
+			res.missed = max(p.shareOf(n)-p.shareOf(i), 0) // the shard's own slots
+			return
+		}
+	}
+	return
 }
 
 // workerGate holds back the workers that concurrency stages do not allow
@@ -235,6 +314,17 @@ func newWorkerGate() *workerGate {
 	g := &workerGate{}
 	g.cond = sync.NewCond(&g.mu)
 	return g
+}
+
+// allows reports whether worker id may take a job now. A nil gate
+// allows every worker.
+func (g *workerGate) allows(id int) bool {
+	if g == nil {
+		return true
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return id < g.allowed || g.closed
 }
 
 // enter waits until worker id may take a job; it returns false once the
@@ -321,16 +411,58 @@ func drive[O any](ctx context.Context, rc *runContext, p pace, src jobSource[O],
 			pl.target = newSchedule(p.rate, p.duration, p.stages).meanRate() / float64(max(p.shards, 1))
 		}
 	})
-	col := collect(4*p.concurrency, func(o O) { rc.prog.add(agg.add(o)) })
+	free := make(chan []O, 2*maxWorkersOf(p)) // batches the collector is done with
+	col := collect(maxWorkersOf(p), func(b []O) {
+		for _, o := range b {
+			rc.prog.add(agg.add(o))
+		}
+		select {
+		case free <- b[:0]:
+		default:
+		}
+	})
 	work, cancel := graceContext(ctx, rc.grace)
 	defer cancel()
-	is, err := issue(ctx, work, p, func(ctx context.Context, i int, s slot) error {
-		col.send(src.job(ctx, i, s))
-		return nil
+	is, err := issueWorkers(ctx, work, p, func() worker {
+		var b []O
+		var since time.Time
+		hand := func() {
+			if len(b) > 0 {
+				col.send(b)
+				b = nil
+			}
+		}
+		return worker{
+			do: func(ctx context.Context, i int, s slot) error {
+				o := src.job(ctx, i, s)
+				if b == nil {
+					select {
+					case b = <-free:
+					default:
+						b = make([]O, 0, batchSize)
+					}
+					since = time.Now()
+				}
+				if b = append(b, o); len(b) == batchSize || time.Since(since) >= batchAge {
+					hand()
+				}
+				return nil
+			},
+			idle: hand,
+		}
 	})
 	col.close()
 	return is, err
 }
+
+// A worker hands the outcomes of its jobs to the collector in batches of
+// up to batchSize, so that the collector wakes once per batch, not once
+// per request; a batch goes sooner when it is batchAge old or when the
+// worker is about to wait, so that the progress line stays current.
+const (
+	batchSize = 64
+	batchAge  = 100 * time.Millisecond
+)
 
 // exchange is what a request-issuing step records of one job's HTTP
 // exchange, retries included: the metrics' sample, and the error when no
