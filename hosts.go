@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/mozilla-services/teckenrun/internal/emulator"
+	"github.com/mozilla-services/teckenrun/internal/h1"
 )
 
 // checkHostURL reports why s is neither embedded nor an http(s) base URL
@@ -189,6 +190,30 @@ func (rc *runContext) transport(concurrency int) *http.Transport {
 		}
 	}
 	return t
+}
+
+// directClient returns the lean HTTP/1.1 client (internal/h1) for the
+// download GETs of a step to rc.host, keeping up to conns connections
+// idle; nil when tr would send them through a proxy (or refuse them), and
+// net/http then carries them.
+func (rc *runContext) directClient(tr *http.Transport, conns int) *h1.Client {
+	u, err := url.Parse(rc.host)
+	if err != nil {
+		return nil
+	}
+	if proxy, err := tr.Proxy(&http.Request{Method: http.MethodGet, URL: u, Header: http.Header{}}); err != nil || proxy != nil {
+		return nil
+	}
+	header := [][2]string{{"Debug", "true"}}
+	if ua := rc.plan.UserAgent; ua != "" {
+		header = [][2]string{{"User-Agent", ua}, {"Debug", "true"}} // net/http's order
+	}
+	c, err := h1.New(u.Scheme+"://"+u.Host, h1.Options{MaxIdle: conns + 10, Header: header,
+		Keep: []string{"Debug-Time", "Location", "Retry-After"}})
+	if err != nil {
+		return nil
+	}
+	return c
 }
 
 // urlsComment describes, as YAML comment lines, where the run's requests

@@ -16,6 +16,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/mozilla-services/teckenrun/internal/h1"
 )
 
 // newTransport returns the HTTP transport of a step, which keeps up to
@@ -99,7 +101,11 @@ func send(ctx context.Context, rt http.RoundTripper, pol retryPolicy, build func
 		default:
 			resp.Body = &cancelBody{ReadCloser: resp.Body, cancel: cancel}
 		}
-		wait, retry := pol.backoff(try, resp, err)
+		status, ra := 0, ""
+		if resp != nil {
+			status, ra = resp.StatusCode, resp.Header.Get("Retry-After")
+		}
+		wait, retry := pol.backoff(try, status, ra, err)
 		if !retry || try >= pol.retries || ctx.Err() != nil {
 			if err != nil {
 				return nil, attempts, stepCause(ctx, err)
@@ -110,13 +116,52 @@ func send(ctx context.Context, rt http.RoundTripper, pol retryPolicy, build func
 			io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20))
 			resp.Body.Close()
 		}
-		t := time.NewTimer(wait)
-		select {
-		case <-t.C:
-		case <-ctx.Done():
-			t.Stop()
-			return nil, attempts, stepCause(ctx, ctx.Err())
+		if err := sleep(ctx, wait); err != nil {
+			return nil, attempts, err
 		}
+	}
+}
+
+// sendGet is send for a GET through the lean HTTP/1.1 client: the same
+// retries, attempt counting and errors, with the answer's first keepBody
+// bytes read within the attempt's timeout.
+func sendGet(ctx context.Context, c *h1.Client, pol retryPolicy, target string, keepBody int) (resp h1.Response, attempts int, err error) {
+	for try := 0; ; try++ {
+		deadline := time.Now().Add(pol.timeout)
+		var wrote int
+		resp, wrote, err = c.Get(ctx, target, deadline, keepBody)
+		if err != nil {
+			if _, refused := errors.AsType[*h1.RequestError](err); refused {
+				return resp, attempts, err // never sent
+			}
+			if ctx.Err() == nil && !time.Now().Before(deadline) &&
+				(errors.Is(err, os.ErrDeadlineExceeded) || errors.Is(err, context.DeadlineExceeded)) {
+				err = &timeoutError{after: pol.timeout}
+			}
+		}
+		attempts += max(1, wrote)
+		wait, retry := pol.backoff(try, resp.Status, resp.Header("Retry-After"), err)
+		if !retry || try >= pol.retries || ctx.Err() != nil {
+			if err != nil {
+				return resp, attempts, stepCause(ctx, err)
+			}
+			return resp, attempts, nil
+		}
+		if err := sleep(ctx, wait); err != nil {
+			return resp, attempts, err
+		}
+	}
+}
+
+// sleep waits d, or until ctx ends: then it returns the step's cause.
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return stepCause(ctx, ctx.Err())
 	}
 }
 
@@ -175,21 +220,20 @@ func (e *durationUpError) Unwrap() error { return context.DeadlineExceeded }
 // maxRetryAfter is the longest Retry-After that is honoured as sent.
 const maxRetryAfter = 10 * time.Minute
 
-// backoff decides whether an attempt's outcome is retried and after how
-// long: exponential with full jitter, or the server's Retry-After. resp
-// may come with err when its body broke off.
-func (pol retryPolicy) backoff(try int, resp *http.Response, err error) (time.Duration, bool) {
+// backoff decides whether an attempt's outcome (an answer's status and
+// Retry-After, or err) is retried and after how long: exponential with
+// full jitter, or the server's Retry-After. An answer may come with err
+// when its body broke off.
+func (pol retryPolicy) backoff(try, status int, retryAfterValue string, err error) (time.Duration, bool) {
 	if err != nil {
 		if errors.Is(err, context.Canceled) || unfixable(err) {
 			return 0, false
 		}
-	} else if !slices.Contains(pol.statuses, resp.StatusCode) {
+	} else if !slices.Contains(pol.statuses, status) {
 		return 0, false
 	}
-	if resp != nil {
-		if ra, ok := retryAfter(resp.Header.Get("Retry-After")); ok {
-			return min(ra, maxRetryAfter), true
-		}
+	if ra, ok := retryAfter(retryAfterValue); ok {
+		return min(ra, maxRetryAfter), true
 	}
 	ceiling := pol.base << min(try, 20)
 	if ceiling <= 0 || ceiling > pol.cap {

@@ -15,6 +15,8 @@ import (
 	"os"
 	"strings"
 	"time"
+
+	"github.com/mozilla-services/teckenrun/internal/h1"
 )
 
 // DownloadStep replays symbol download queries from a CSV of S3 access
@@ -137,14 +139,13 @@ func (d *DownloadStep) run(ctx context.Context, rc *runContext) (stepResult, err
 	if d.Try {
 		prefix += "/try"
 	}
-	tr := rc.transport(maxWorkersOf(pace{concurrency: *d.Concurrency, maxConcurrency: d.MaxConcurrency, rate: d.Rate, stages: d.Stages}))
-	defer tr.CloseIdleConnections()
-	pol := downloadPolicy(time.Duration(rc.plan.Timeout))
-
 	p := pace{concurrency: *d.Concurrency, maxConcurrency: d.MaxConcurrency, rate: d.Rate, stages: d.Stages,
 		duration: time.Duration(d.Duration), total: total, linger: time.Duration(rc.plan.Timeout)}
+	tr := rc.transport(maxWorkersOf(p))
+	defer tr.CloseIdleConnections()
 	agg := newDownloadAgg(queries, p)
-	src := &downloadSource{queries: queries, codes: codes, prefix: prefix, rt: tr, pol: pol, userAgent: rc.plan.UserAgent}
+	src := newDownloadSource(rc, tr, maxWorkersOf(p), queries, codes, prefix, false)
+	defer src.close()
 	is, err := drive(ctx, rc, p, src, agg)
 	agg.load(is)
 	res, ferr := agg.result()
@@ -157,15 +158,32 @@ func (d *DownloadStep) run(ctx context.Context, rc *runContext) (stepResult, err
 // downloadSource makes the download jobs: job i is a query of the CSV,
 // cycling through them.
 type downloadSource struct {
-	queries   *queries
-	codes     map[string]string // code_file/code_id query strings by debug key
-	prefix    string
+	queries *queries
+	codes   map[string]string // code_file/code_id query strings by debug key
+	prefix  string
+	// direct sends the GETs when the host is reached without a proxy
+	// (the lean client of internal/h1); otherwise rt does.
+	direct    *h1.Client
 	rt        http.RoundTripper
 	pol       retryPolicy
 	userAgent string
 	// check keeps what loadtest.py's checks look at: the Location and
 	// the start of a 404's body.
 	check bool
+}
+
+// newDownloadSource prepares the download jobs of a step whose workers
+// keep up to conns connections open to the host.
+func newDownloadSource(rc *runContext, tr *http.Transport, conns int, qs *queries, codes map[string]string, prefix string, check bool) *downloadSource {
+	return &downloadSource{queries: qs, codes: codes, prefix: prefix, direct: rc.directClient(tr, conns), rt: tr,
+		pol: downloadPolicy(time.Duration(rc.plan.Timeout)), userAgent: rc.plan.UserAgent, check: check}
+}
+
+// close closes the direct client's idle connections.
+func (src *downloadSource) close() {
+	if src.direct != nil {
+		src.direct.CloseIdleConnections()
+	}
 }
 
 func (src *downloadSource) job(ctx context.Context, i int, s slot) downloadOutcome {
@@ -175,7 +193,12 @@ func (src *downloadSource) job(ctx context.Context, i int, s slot) downloadOutco
 	if c, ok := src.codes[qs.debugKey(q)]; ok {
 		target += "?" + c
 	}
-	o := download(ctx, src.rt, src.pol, target, src.userAgent, int(q.expect), s, src.check)
+	var o downloadOutcome
+	if src.direct != nil {
+		o = downloadDirect(ctx, src.direct, src.pol, target, int(q.expect), s, src.check)
+	} else {
+		o = download(ctx, src.rt, src.pol, target, src.userAgent, int(q.expect), s, src.check)
+	}
 	if src.check {
 		o.checkAnswer(qs.path(q))
 	}
@@ -207,12 +230,31 @@ func (o *downloadOutcome) checkAnswer(path string) {
 	}
 }
 
+// checkedBody is how much of a body the checks keep.
+const checkedBody = 4096
+
+// downloadDirect is download through the lean HTTP/1.1 client.
+func downloadDirect(ctx context.Context, c *h1.Client, pol retryPolicy, target string, expect int, s slot, check bool) downloadOutcome {
+	o := downloadOutcome{exchange: start(s), expect: expect}
+	keep := 0
+	if check {
+		keep = checkedBody
+	}
+	resp, attempts, err := sendGet(ctx, c, pol, target, keep)
+	if err == nil {
+		o.debugTime, o.location, o.body = resp.Header("Debug-Time"), resp.Header("Location"), string(resp.Body)
+	}
+	o.end(resp.Status, attempts, err)
+	return o
+}
+
+// download sends a download's GET through net/http (via a proxy).
 func download(ctx context.Context, rt http.RoundTripper, pol retryPolicy, target, userAgent string, expect int, s slot, check bool) downloadOutcome {
 	o := downloadOutcome{exchange: start(s), expect: expect}
 	read := discardBody
 	if check {
 		read = func(resp *http.Response) error {
-			b, err := io.ReadAll(io.LimitReader(resp.Body, 4096))
+			b, err := io.ReadAll(io.LimitReader(resp.Body, checkedBody))
 			o.body = string(b)
 			if err == nil {
 				_, err = io.Copy(io.Discard, resp.Body)

@@ -9,6 +9,8 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/http/httputil"
+	neturl "net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -552,5 +554,65 @@ func TestDownloadDoesNotRetryAnUntrustedCertificate(t *testing.T) {
 	}
 	if n := conns.Load(); n != 1 {
 		t.Errorf("%d connections, want 1", n)
+	}
+}
+
+// TestDownloadThroughAProxyUsesNetHTTP: when a proxy applies to the host,
+// the lean client steps aside and net/http sends the GETs through the
+// proxy, with the same headers and the same outcome.
+func TestDownloadThroughAProxyUsesNetHTTP(t *testing.T) {
+	emu, url := startEmulator(t, emulator.Options{})
+	var proxied atomic.Int32
+	target, _ := neturl.Parse(url)
+	rp := httputil.NewSingleHostReverseProxy(target)
+	proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Host == target.Host && r.Header.Get("Debug") == "true" && r.Header.Get("User-Agent") == "ua/1" {
+			proxied.Add(1)
+		}
+		rp.ServeHTTP(w, r)
+	}))
+	defer proxy.Close()
+	proxyURL, _ := neturl.Parse(proxy.URL)
+
+	dir := t.TempDir()
+	csv := filepath.Join(dir, "q.csv")
+	if err := os.WriteFile(csv, []byte(testCSV), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	qs, err := loadQueries(csv, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc := &runContext{plan: &Plan{UserAgent: "ua/1", Timeout: Duration(5 * time.Second)}, host: url}
+	viaProxy := newTransport(1)
+	viaProxy.Proxy = http.ProxyURL(proxyURL)
+	direct := newTransport(1)
+	srcs := map[string]*downloadSource{
+		"proxy":  newDownloadSource(rc, viaProxy, 1, qs, nil, url, true),
+		"direct": newDownloadSource(rc, direct, 1, qs, nil, url, true),
+	}
+	if srcs["proxy"].direct != nil || srcs["direct"].direct == nil {
+		t.Fatalf("lean client with a proxy: %v, without: %v", srcs["proxy"].direct != nil, srcs["direct"].direct != nil)
+	}
+	outcomes := map[string][]downloadOutcome{}
+	for name, src := range srcs {
+		defer src.close()
+		for i := range qs.jobs {
+			outcomes[name] = append(outcomes[name], src.job(context.Background(), i, slot{sent: time.Now()}))
+		}
+	}
+	if n := int(proxied.Load()); n != len(qs.jobs) {
+		t.Errorf("the proxy carried %d of %d requests", n, len(qs.jobs))
+	}
+	if n := len(emu.Log()); n != 2*len(qs.jobs) {
+		t.Errorf("the server saw %d requests, want %d", n, 2*len(qs.jobs))
+	}
+	p, d := outcomes["proxy"], outcomes["direct"]
+	for i := range p {
+		if p[i].Status != d[i].Status || p[i].Attempts != d[i].Attempts || p[i].location != d[i].location ||
+			p[i].body != d[i].body || p[i].checkFailure != d[i].checkFailure || (p[i].debugTime == "") != (d[i].debugTime == "") {
+			t.Errorf("job %d: through the proxy %d (%d attempts) %q %q, direct %d (%d attempts) %q %q", i,
+				p[i].Status, p[i].Attempts, p[i].location, p[i].checkFailure, d[i].Status, d[i].Attempts, d[i].location, d[i].checkFailure)
+		}
 	}
 }

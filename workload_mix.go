@@ -200,8 +200,8 @@ func (m *MixStep) run(ctx context.Context, rc *runContext) (stepResult, error) {
 			return agg.res, fmt.Errorf("%s: no usable rows to download", d.CSV)
 		}
 		src.weights[scenarioDownload] = d.Weight
-		src.dl = &downloadSource{queries: qs, codes: codes, prefix: rc.host, rt: tr, userAgent: rc.plan.UserAgent, check: true,
-			pol: downloadPolicy(time.Duration(rc.plan.Timeout))}
+		src.dl = newDownloadSource(rc, tr, maxWorkersOf(p), qs, codes, rc.host, true)
+		defer src.dl.close()
 		agg.dl = newDownloadAgg(qs, p)
 		agg.weights[scenarioDownload] = d.Weight
 	}
