@@ -122,23 +122,17 @@ func issueWorkers(ctx, work context.Context, p pace, newWorker func() worker) (i
 	jctx, stopJobs := context.WithCancelCause(gctx)
 	defer stopJobs(nil)
 	start := time.Now()
-	var deadline <-chan time.Time
 	if d := p.length(); d > 0 {
-		t := time.NewTimer(d)
-		defer t.Stop()
-		deadline = t.C
-	}
-	if p.scheduled() {
-		dispatch(ctx, gctx, jctx, g, p, start, deadline, newWorker, &res)
-	} else {
-		claim(ctx, gctx, jctx, g, p, start, deadline, newWorker, &res)
-	}
-	if d := p.length(); d > 0 {
-		// The duration bounds the step however issuing ended: jobs in
+		// The duration bounds the step however issuing ends: jobs in
 		// flight get the plan's timeout after it, then are cut off.
 		cut := d + p.linger
 		t := time.AfterFunc(time.Until(start.Add(cut)), func() { stopJobs(&durationUpError{after: cut}) })
 		defer t.Stop()
+	}
+	if p.scheduled() {
+		dispatch(ctx, gctx, jctx, g, p, newWorker, &res)
+	} else {
+		claim(ctx, gctx, jctx, g, p, start, newWorker, &res)
 	}
 	return res, g.Wait()
 }
@@ -147,7 +141,13 @@ func issueWorkers(ctx, work context.Context, p pace, newWorker func() worker) (i
 // counter until the jobs, the duration, ctx or a failed worker (gctx)
 // stop them; with concurrency stages, a gate lets as many work as the
 // ramp allows at the moment.
-func claim(ctx, gctx, jctx context.Context, g *errgroup.Group, p pace, start time.Time, deadline <-chan time.Time, newWorker func() worker, res *issued) {
+func claim(ctx, gctx, jctx context.Context, g *errgroup.Group, p pace, start time.Time, newWorker func() worker, res *issued) {
+	var deadline <-chan time.Time
+	if d := p.length(); d > 0 {
+		t := time.NewTimer(time.Until(start.Add(d)))
+		defer t.Stop()
+		deadline = t.C
+	}
 	var next atomic.Int64
 	var stop atomic.Bool
 	exhausted := make(chan struct{})
@@ -208,97 +208,182 @@ func claim(ctx, gctx, jctx context.Context, g *errgroup.Group, p pace, start tim
 	gate.close()
 }
 
-// dispatch runs a step on a rate's schedule: one dispatcher hands each
-// job to an idle worker at its slot, adding workers up to max_concurrency.
-func dispatch(ctx, gctx, jctx context.Context, g *errgroup.Group, p pace, start time.Time, deadline <-chan time.Time, newWorker func() worker, res *issued) {
-	type job struct {
-		i        int
-		intended time.Time
+// spawnEvery is the least time between two workers added by a rate's
+// dispatch: a moment when every worker is busy (a stall of the server or
+// the machine) adds a few, not one per slot that came due meanwhile, each
+// with a connection to open.
+const spawnEvery = 500 * time.Microsecond
+
+// saturatedShare is the share of slots that must go out more than
+// metrics.LateAfter late with max_concurrency workers running for a step
+// to be saturated: one busy moment is not enough.
+const saturatedShare = 0.01
+
+// slots walks the slots that a pace owns on its rate's schedule, in
+// order, from begin: each call returns the next one's index and time, or
+// false once the schedule or the jobs are done.
+func slots(p pace, begin time.Time) func() (int, time.Time, bool) {
+	sched, i := newSchedule(p.rate, p.duration, p.stages), 0
+	return func() (int, time.Time, bool) {
+		for ; p.total < 0 || i < p.total; i++ {
+			if !p.owns(i) {
+				continue
+			}
+			at, ok := sched.at(i)
+			if !ok {
+				break
+			}
+			i++
+			return i - 1, begin.Add(time.Duration(at * float64(time.Second))), true
+		}
+		return 0, time.Time{}, false
 	}
-	jobs := make(chan job)
-	workers := 0
-	spawn := func() {
-		workers++
-		res.peak = max(res.peak, workers)
+}
+
+// dispatch runs a step on a rate's schedule. The schedule is the
+// dispatcher: each idle worker claims the next slot from it and waits for
+// the slot's time, so that no goroutine hands a request to another. When
+// a worker starts a request and leaves no worker idle, a worker is added
+// (up to max_concurrency, at most one per spawnEvery) to wait for the next
+// slot. Past max_concurrency, slots go out late; when
+// more than saturatedShare of them go out more than metrics.LateAfter
+// late, the step is saturated. A slot claimed once the step's duration is
+// up is not sent but missed.
+func dispatch(ctx, gctx, jctx context.Context, g *errgroup.Group, p pace, newWorker func() worker, res *issued) {
+	res.target = newSchedule(p.rate, p.duration, p.stages).meanRate() / float64(max(p.shards, 1)) // a shard owns 1/shards of the slots
+	maxW := int64(p.maxConcurrency)
+	if maxW <= 0 {
+		maxW = 10 * int64(p.concurrency)
+	}
+	var (
+		// The schedule starts once the first workers wait for it
+		// (begin), so that its first slots are not late by their start.
+		begin, end time.Time
+		ready      = make(chan struct{})
+		waiting    sync.WaitGroup
+
+		mu        sync.Mutex // guards next
+		next      func() (int, time.Time, bool)
+		workers   atomic.Int64
+		busy      atomic.Int64 // workers in a request
+		lastSpawn atomic.Int64 // when a worker was last added, in ns after begin
+		retry     atomic.Bool  // a later try to add a worker is set
+		started   atomic.Int64 // slots sent
+		lateAtMax atomic.Int64 // of those, sent late with max_concurrency workers
+		wg        sync.WaitGroup
+	)
+	stop, stopAll := context.WithCancel(context.Background())
+	defer stopAll()
+	claim := func() (int, time.Time, bool) {
+		mu.Lock()
+		defer mu.Unlock()
+		return next()
+	}
+	var spawn func(first bool)
+	// more adds a worker when every worker is busy, unless one was added
+	// less than spawnEvery ago: then it tries again when that is over.
+	// Its caller holds a count of wg, so that adding one is safe.
+	var more func()
+	more = func() {
+		n, last, now := workers.Load(), lastSpawn.Load(), int64(time.Since(begin))
+		switch {
+		case busy.Load() < n || n >= maxW || stop.Err() != nil:
+		case now-last < int64(spawnEvery):
+			if retry.CompareAndSwap(false, true) {
+				wg.Add(1)
+				time.AfterFunc(time.Duration(last+int64(spawnEvery)-now), func() {
+					defer wg.Done()
+					retry.Store(false)
+					more()
+				})
+			}
+		case lastSpawn.CompareAndSwap(last, now) && workers.CompareAndSwap(n, n+1):
+			spawn(false)
+		}
+	}
+	spawn = func(first bool) {
+		wg.Add(1)
+		if first {
+			waiting.Add(1)
+		}
 		g.Go(func() error {
+			defer wg.Done()
+			if first {
+				waiting.Done()
+				<-ready
+			}
 			w := newWorker()
 			defer w.rest()
+			t := time.NewTimer(time.Hour)
+			defer t.Stop()
 			for {
-				var j job
-				var ok bool
-				select {
-				case j, ok = <-jobs:
-				default:
-					w.rest()
-					j, ok = <-jobs
-				}
+				i, intended, ok := claim()
 				if !ok {
 					return nil
 				}
-				if err := w.do(jctx, j.i, slot{intended: j.intended, sent: time.Now()}); err != nil {
+				if wait := time.Until(intended); wait > 0 {
+					w.rest()
+					t.Reset(wait)
+					select {
+					case <-t.C:
+					case <-stop.Done():
+						return nil
+					}
+				} else if !end.IsZero() && !time.Now().Before(end) {
+					return nil // the duration is up: the slot is missed
+				} else if -wait > metrics.LateAfter && workers.Load() >= maxW {
+					lateAtMax.Add(1)
+				}
+				if stop.Err() != nil {
+					return nil
+				}
+				started.Add(1)
+				busy.Add(1)
+				more()
+				err := w.do(jctx, i, slot{intended: intended, sent: time.Now()})
+				busy.Add(-1)
+				if err != nil {
 					return err
 				}
 			}
 		})
 	}
-	sched := newSchedule(p.rate, p.duration, p.stages)
-	res.target = sched.meanRate() / float64(max(p.shards, 1)) // a shard owns 1/shards of the slots
-	maxW := p.maxConcurrency
-	if maxW <= 0 {
-		maxW = 10 * p.concurrency
+	n := min(int64(p.concurrency), maxW)
+	workers.Store(n)
+	for range n {
+		spawn(true)
 	}
-	for range min(p.concurrency, maxW) {
-		spawn()
+	waiting.Wait()
+	begin = time.Now()
+	if l := p.length(); l > 0 {
+		end = begin.Add(l)
 	}
-	defer close(jobs)
-	tick := time.NewTimer(time.Hour) // re-armed for each slot
-	tick.Stop()
-	defer tick.Stop()
-	for i := 0; p.total < 0 || i < p.total; i++ {
-		if !p.owns(i) {
-			continue
-		}
-		at, ok := sched.at(i)
-		if !ok {
-			return // the schedule ended: every slot was sent
-		}
-		intended := start.Add(time.Duration(at * float64(time.Second)))
-		if d := time.Until(intended); d > 0 {
-			tick.Reset(d)
-			select { // the slot is before the end: no deadline here
-			case <-tick.C:
-			case <-ctx.Done():
-				return
-			case <-gctx.Done():
-				return
-			}
-		}
-		select {
-		case jobs <- job{i, intended}: // an idle worker took it
-			continue
-		default:
-		}
-		if workers < maxW {
-			spawn()
-		} else {
-			res.saturated = true
-		}
-		select {
-		case jobs <- job{i, intended}:
-		case <-ctx.Done():
-			return
-		case <-gctx.Done():
-			return
-		case <-deadline:
-			n := sched.slots()
-			if p.total >= 0 {
-				n = min(n, p.total)
-			}
-			res.missed = max(p.shareOf(n)-p.shareOf(i), 0) // the shard's own slots
-			return
-		}
+	next = slots(p, begin)
+	defer keepTimersOnTime(slots(p, begin))()
+	close(ready)
+
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	var cut bool // by an interrupt or a failed worker
+	select {
+	case <-done:
+	case <-ctx.Done():
+		cut = true
+	case <-gctx.Done():
+		cut = true
 	}
-	return
+	stopAll()
+	<-done
+	res.peak = int(workers.Load())
+	sent := started.Load()
+	res.saturated = float64(lateAtMax.Load()) > saturatedShare*float64(sent)
+	if !cut && !end.IsZero() {
+		due := newSchedule(p.rate, p.duration, p.stages).slots()
+		if p.total >= 0 {
+			due = min(due, p.total)
+		}
+		res.missed = max(int(int64(p.shareOf(due))-sent), 0) // the shard's own slots
+	}
 }
 
 // workerGate holds back the workers that concurrency stages do not allow
@@ -395,6 +480,17 @@ type jobSource[O any] interface {
 	job(ctx context.Context, i int, s slot) O
 }
 
+// warmer is a job source that can open its connections before the
+// step's clock starts, so that the first slots of a rate's schedule do not
+// wait for them.
+type warmer interface {
+	warm(ctx context.Context, conns int)
+}
+
+// warmFor bounds how long a step waits for its connections to open
+// before it starts anyway (the requests then wait for them).
+const warmFor = time.Second
+
 // aggregator adds a request kind's outcomes, on one collector goroutine;
 // add reports whether the job failed, for the progress line.
 type aggregator[O any] interface {
@@ -423,6 +519,9 @@ func drive[O any](ctx context.Context, rc *runContext, p pace, src jobSource[O],
 	})
 	work, cancel := graceContext(ctx, rc.grace)
 	defer cancel()
+	if w, ok := src.(warmer); ok && p.scheduled() {
+		w.warm(ctx, p.concurrency)
+	}
 	is, err := issueWorkers(ctx, work, p, func() worker {
 		var b []O
 		var since time.Time
