@@ -186,6 +186,13 @@ func (src *downloadSource) close() {
 	}
 }
 
+// warm opens conns connections to the host before the step starts.
+func (src *downloadSource) warm(ctx context.Context, conns int) {
+	if src.direct != nil {
+		src.direct.Warm(ctx, conns, time.Now().Add(warmFor))
+	}
+}
+
 func (src *downloadSource) job(ctx context.Context, i int, s slot) downloadOutcome {
 	qs := src.queries
 	q := &qs.rows[qs.jobs[i%len(qs.jobs)]]

@@ -157,6 +157,13 @@ func (src *mixSource) scenario(i int) int {
 	return scenarioSymbolicate
 }
 
+// warm opens the download scenario's connections before the step starts.
+func (src *mixSource) warm(ctx context.Context, conns int) {
+	if src.dl != nil {
+		src.dl.warm(ctx, conns)
+	}
+}
+
 func (src *mixSource) job(ctx context.Context, i int, s slot) mixOutcome {
 	if k := src.scenario(i); k == scenarioDownload {
 		return mixOutcome{scenario: k, dl: src.dl.job(ctx, i, s)}

@@ -200,6 +200,40 @@ func (c *Client) ctxErr(ctx context.Context, err error) error {
 	return err
 }
 
+// Warm opens up to n connections and keeps them idle, so that the first
+// requests do not wait for them: one first, then, if it opened, the
+// others at once. It gives up on those not open by deadline, and returns
+// how many it opened.
+func (c *Client) Warm(ctx context.Context, n int, deadline time.Time) int {
+	n = min(n, c.maxIdle)
+	if n <= 0 {
+		return 0
+	}
+	first, err := c.dial(ctx, deadline)
+	if err != nil {
+		return 0 // the requests will say why
+	}
+	conns := make(chan *conn, n-1)
+	for range n - 1 {
+		go func() {
+			cn, err := c.dial(ctx, deadline)
+			if err != nil {
+				cn = nil
+			}
+			conns <- cn
+		}()
+	}
+	c.put(first, deadline)
+	opened := 1
+	for range n - 1 {
+		if cn := <-conns; cn != nil {
+			c.put(cn, deadline)
+			opened++
+		}
+	}
+	return opened
+}
+
 // CloseIdleConnections closes the idle connections and every connection
 // put back from now on.
 func (c *Client) CloseIdleConnections() {

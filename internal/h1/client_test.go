@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -421,5 +422,45 @@ func TestIdleConnectionsBeyondMaxIdleAreClosed(t *testing.T) {
 	}
 	if n := len(c.idle); n != 0 {
 		t.Errorf("%d idle connections after CloseIdleConnections, want 0", n)
+	}
+}
+
+func TestWarmOpensConnectionsBeforeTheFirstRequest(t *testing.T) {
+	var conns atomic.Int32
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			conns.Add(1)
+		}
+	}
+	srv.Start()
+	defer srv.Close()
+	c := newClient(t, srv.URL, Options{MaxIdle: 2})
+	if n := c.Warm(context.Background(), 3, soon()); n != 2 {
+		t.Fatalf("Warm opened %d connections, want 2 (MaxIdle)", n)
+	}
+	for range 4 {
+		if _, _, err := c.Get(context.Background(), srv.URL+"/x", soon(), 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := conns.Load(); n != 2 {
+		t.Errorf("the server saw %d connections, want the 2 warmed ones", n)
+	}
+
+	// A host that cannot be reached costs one try, not one per connection.
+	tlsConns := atomic.Int32{}
+	bad := httptest.NewUnstartedServer(http.NotFoundHandler())
+	bad.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			tlsConns.Add(1)
+		}
+	}
+	bad.Config.ErrorLog = log.New(io.Discard, "", 0)
+	bad.StartTLS()
+	defer bad.Close()
+	untrusted := newClient(t, bad.URL, Options{MaxIdle: 5})
+	if n := untrusted.Warm(context.Background(), 5, soon()); n != 0 || tlsConns.Load() != 1 {
+		t.Errorf("Warm opened %d connections in %d tries to a host whose certificate fails, want 0 in 1", n, tlsConns.Load())
 	}
 }
