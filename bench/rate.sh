@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Benchmarks the open model (a download step with `rate`) against vegeta on
-# the same loopback emulator: for each target rate, the achieved rate, the
+# the same loopback server (nginx answering Tecken's 302, bench/nginx.sh;
+# SERVER=emulator uses teckenrun's emulator): for each target rate, the achieved rate, the
 # schedule lag's p99, the share of late requests, whether the step was
 # saturated, its peak workers, its CPU per request and the TCP connections
 # it opened; then, at twice the rate the machine sustains, checks that the
@@ -34,15 +35,21 @@ else
 	sed 's/^/  /' "$out/vegeta-install.txt"
 fi
 
-"$out/teckenrun" emulator -listen "127.0.0.1:$PORT" -latency 0 >/dev/null &
-emu=$!
-trap 'kill $emu 2>/dev/null' EXIT
-for _ in $(seq 50); do curl -s -o /dev/null "http://127.0.0.1:$PORT/__lbheartbeat__" && break; sleep 0.1; done
+if [[ ${SERVER:-nginx} == emulator ]]; then
+	"$out/teckenrun" emulator -listen "127.0.0.1:$PORT" -latency 0 >/dev/null &
+	server=$!
+	for _ in $(seq 50); do curl -s -o /dev/null "http://127.0.0.1:$PORT/__lbheartbeat__" && break; sleep 0.1; done
+else
+	. bench/nginx.sh
+	start_nginx "$PORT"
+	server=$NGINX_PID
+fi
+trap 'kill $server 2>/dev/null' EXIT
 
-key=xul.pdb/4E3BE34097B5DB19CE7F4775A31FEB0F1/xul.sym # in the embedded store: 302
+key=xul.pdb/4E3BE34097B5DB19CE7F4775A31FEB0F1/xul.sym # a 302 (in the emulator's embedded store too)
 printf 'URI,STATUS CODE,PRIVATE,COUNT\n/bucket/v1/%s,200,false,1\n' "$key" >"$out/rate.csv"
 printf 'GET http://127.0.0.1:%s/%s\nDebug: true\n' "$PORT" "$key" >"$out/vegeta-targets.txt"
-echo "load before: $(cut -d' ' -f1-3 /proc/loadavg) (2 cores shared with the emulator; other processes skew the figures)"
+echo "server: ${SERVER:-nginx}; load before: $(cut -d' ' -f1-3 /proc/loadavg) (2 cores shared with the server; other processes skew the figures)"
 
 # TCP connections opened on this machine (ActiveOpens): over a run, a
 # client that keeps its connections alive opens about as many as it has
