@@ -68,7 +68,7 @@ type slot struct {
 type issued struct {
 	target    float64 // the schedule's mean rate; 0 without one
 	missed    int     // slots due before the end that were never sent
-	saturated bool    // a slot came due with max_concurrency workers busy
+	saturated bool    // over saturatedShare of the slots went out late with max_concurrency workers
 	peak      int     // the most workers at once
 	stages    []Stage // the pace's stages
 }
@@ -103,12 +103,11 @@ func (w worker) rest() {
 // stages allow at the moment) claim the next job from a shared counter as
 // fast as they finish the last one.
 //
-// With a rate (an open model), one dispatcher releases each job at its
-// slot in the schedule through an unbuffered channel: when no worker is
-// idle it adds one, up to max_concurrency; past that the step is
-// saturated, and jobs go out late. A job's slot is its intended start, so
-// latency measured from it includes the wait for a worker (no
-// coordinated omission).
+// With a rate (an open model), the schedule releases each job at its
+// slot (see dispatch): workers are added as they are needed, up to
+// max_concurrency; past that jobs go out late. A job's slot is its
+// intended start, so latency measured from it includes the wait for a
+// worker (no coordinated omission).
 //
 // The duration bounds the step in every mode: issuing stops when it is
 // up, jobs in flight get p.linger more, and the slots that came due but

@@ -20,16 +20,7 @@ const mergePoll = 10 * time.Second
 
 // mergeSleep waits between two looks for missing reports; tests replace
 // it.
-var mergeSleep = func(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return context.Cause(ctx)
-	}
-}
+var mergeSleep = sleep
 
 // notYet marks what waiting may fix: a shard's report that is not there
 // yet.

@@ -2,7 +2,7 @@
 # Benchmarks the download step against hey and wrk on the same loopback
 # server (requests/s and client CPU per request, side by side), and the
 # loading of a 1,000,000-row CSV. The server is nginx answering Tecken's
-# 302 (bench/nginx.sh), so that the clients, not the server, are measured;
+# 302 (bench/server.sh), so that the clients, not the server, are measured;
 # SERVER=emulator uses teckenrun's emulator instead. The goal is at most
 # 20 µs of client CPU per request at concurrency 50 against nginx. Only
 # 127.0.0.1 is contacted.
@@ -24,16 +24,8 @@ need bc bc
 out=bench/out
 mkdir -p "$out"
 go build -o "$out/teckenrun" .
-if [[ ${SERVER:-nginx} == emulator ]]; then
-	"$out/teckenrun" emulator -listen "127.0.0.1:$PORT" -latency 0 >/dev/null &
-	server=$!
-	for _ in $(seq 50); do curl -s -o /dev/null "http://127.0.0.1:$PORT/__lbheartbeat__" && break; sleep 0.1; done
-else
-	. bench/nginx.sh
-	start_nginx "$PORT"
-	server=$NGINX_PID
-fi
-trap 'kill $server 2>/dev/null' EXIT
+. bench/server.sh
+start_server "$PORT"
 
 key=xul.pdb/4E3BE34097B5DB19CE7F4775A31FEB0F1/xul.sym # a 302 (in the emulator's embedded store too)
 printf 'URI,STATUS CODE,PRIVATE,COUNT\n/bucket/v1/%s,200,false,%d\n' "$key" "$N" >"$out/one.csv"

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Benchmarks the open model (a download step with `rate`) against vegeta on
-# the same loopback server (nginx answering Tecken's 302, bench/nginx.sh;
+# the same loopback server (nginx answering Tecken's 302, bench/server.sh;
 # SERVER=emulator uses teckenrun's emulator): for each target rate, the achieved rate, the
 # schedule lag's p99, the share of late requests, whether the step was
 # saturated, its peak workers, its CPU per request and the TCP connections
@@ -35,16 +35,8 @@ else
 	sed 's/^/  /' "$out/vegeta-install.txt"
 fi
 
-if [[ ${SERVER:-nginx} == emulator ]]; then
-	"$out/teckenrun" emulator -listen "127.0.0.1:$PORT" -latency 0 >/dev/null &
-	server=$!
-	for _ in $(seq 50); do curl -s -o /dev/null "http://127.0.0.1:$PORT/__lbheartbeat__" && break; sleep 0.1; done
-else
-	. bench/nginx.sh
-	start_nginx "$PORT"
-	server=$NGINX_PID
-fi
-trap 'kill $server 2>/dev/null' EXIT
+. bench/server.sh
+start_server "$PORT"
 
 key=xul.pdb/4E3BE34097B5DB19CE7F4775A31FEB0F1/xul.sym # a 302 (in the emulator's embedded store too)
 printf 'URI,STATUS CODE,PRIVATE,COUNT\n/bucket/v1/%s,200,false,1\n' "$key" >"$out/rate.csv"

@@ -31,9 +31,10 @@ type Load struct {
 	// without requests.
 	Late    int64    `json:"late"`
 	LatePct *float64 `json:"late_pct"`
-	// Saturated is true when a slot came due with every one of the step's
-	// max_concurrency workers busy: the client, not the server, was the
-	// limit from then on (response time still counts from the slot).
+	// Saturated is true when more than 1 % of the slots went out more
+	// than LateAfter late while the step ran its max_concurrency workers:
+	// the client, not the server, was the limit (response time still
+	// counts from the slot).
 	Saturated bool `json:"saturated"`
 	// PeakWorkers is the most workers the step ran at once (merged shards
 	// add up theirs).

@@ -1,8 +1,24 @@
-# Sourced by the benchmarks: start_nginx PORT starts nginx (one worker
-# process, as a fast loopback stand-in for Tecken) on 127.0.0.1:PORT,
-# answering every GET as Tecken answers a symbol it has: a 302 to storage
-# with a Debug-Time header. It installs nginx when missing and stops it on
-# exit. Only 127.0.0.1 is contacted.
+# Sourced by the benchmarks. start_server PORT starts the loopback server
+# they measure against and stops it on exit: nginx (start_nginx), or with
+# SERVER=emulator teckenrun's emulator ($out/teckenrun must be built).
+# Only 127.0.0.1 is contacted.
+start_server() {
+	local port=$1
+	if [[ ${SERVER:-nginx} == emulator ]]; then
+		"$out/teckenrun" emulator -listen "127.0.0.1:$port" -latency 0 >/dev/null &
+		SERVER_PID=$!
+		for _ in $(seq 50); do curl -s -o /dev/null "http://127.0.0.1:$port/__lbheartbeat__" && break; sleep 0.1; done
+	else
+		start_nginx "$port"
+		SERVER_PID=$NGINX_PID
+	fi
+	trap 'kill $SERVER_PID 2>/dev/null' EXIT
+}
+
+# start_nginx PORT starts nginx (one worker process, as a fast loopback
+# stand-in for Tecken) on 127.0.0.1:PORT, answering every GET as Tecken
+# answers a symbol it has: a 302 to storage with a Debug-Time header. It
+# installs nginx when missing.
 start_nginx() {
 	local port=$1 dir
 	command -v nginx >/dev/null || PATH=$PATH:/usr/sbin
