@@ -3,7 +3,9 @@ package main
 import (
 	"context"
 	"math"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -215,5 +217,61 @@ func TestDurationBoundsAStepThatKeepsUp(t *testing.T) {
 	// The bound is 1 s of duration and 1 s of timeout.
 	if took > 5*time.Second {
 		t.Errorf("a step bounded at 2 s took %v", took)
+	}
+}
+
+// TestSaturatedNeedsMoreThanABusyMoment: with max_concurrency workers
+// only, one job that holds its worker 20 ms makes a few slots late (well
+// under 1 % of 400), which is not saturation; one that holds it 400 ms
+// makes about 80 late (20 %), which is.
+func TestSaturatedNeedsMoreThanABusyMoment(t *testing.T) {
+	for _, tc := range []struct {
+		hold      time.Duration
+		saturated bool
+	}{{20 * time.Millisecond, false}, {400 * time.Millisecond, true}} {
+		p := pace{concurrency: 1, maxConcurrency: 1, rate: 200, total: 400}
+		var late int
+		is, err := issue(context.Background(), context.Background(), p, func(_ context.Context, i int, s slot) error {
+			if s.sent.Sub(s.intended) > 10*time.Millisecond {
+				late++ // one worker: no race
+			}
+			if i == 100 {
+				time.Sleep(tc.hold) // the job's own work, not synchronisation
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if is.saturated != tc.saturated || is.peak != 1 {
+			t.Errorf("a job held %v: saturated %v (%d of 400 late), peak %d; want saturated %v with 1 worker",
+				tc.hold, is.saturated, late, is.peak, tc.saturated)
+		}
+	}
+}
+
+// TestRateAddsWorkersWhenAllAreBusy: jobs that each hold their worker
+// 50 ms at 200 slots a second need about 10 workers; the dispatch adds
+// them (from 1, up to max_concurrency 40) and keeps the schedule.
+func TestRateAddsWorkersWhenAllAreBusy(t *testing.T) {
+	p := pace{concurrency: 1, maxConcurrency: 40, rate: 200, total: 200}
+	var mu sync.Mutex
+	var lags []time.Duration
+	is, err := issue(context.Background(), context.Background(), p, func(_ context.Context, i int, s slot) error {
+		mu.Lock()
+		lags = append(lags, s.sent.Sub(s.intended))
+		mu.Unlock()
+		time.Sleep(50 * time.Millisecond) // the job's own work
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if is.peak < 10 || is.peak > 40 || is.saturated || len(lags) != 200 {
+		t.Fatalf("peak workers %d, saturated %v, %d jobs; want 10 to 40 workers, not saturated, 200 jobs", is.peak, is.saturated, len(lags))
+	}
+	slices.Sort(lags)
+	if p50 := lags[100]; p50 > 5*time.Millisecond {
+		t.Errorf("median schedule lag %v: the added workers did not keep the schedule", p50)
 	}
 }
