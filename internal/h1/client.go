@@ -155,7 +155,7 @@ func (e *RequestError) Unwrap() error { return e.Err }
 // whole answer before deadline, keeping its first keepBody bytes. wrote
 // is how many times the request was written to a connection (a server
 // may have seen each): 2 when a reused connection was found closed and
-// the request replayed on another.
+// the request replayed, once, on a new one.
 //
 // A failure is a *RequestError (nothing was sent), the error of ctx
 // (wrapped) when ctx ended the exchange, an error that wraps
@@ -165,11 +165,17 @@ func (c *Client) Get(ctx context.Context, target string, deadline time.Time, kee
 	if err != nil {
 		return resp, 0, &RequestError{err}
 	}
-	for {
+	for replay := false; ; replay = true {
 		if err := ctx.Err(); err != nil {
 			return resp, wrote, err
 		}
-		cn, reused, err := c.get(ctx, deadline)
+		var cn *conn
+		var reused bool
+		if replay { // the idle ones may be as dead as the last one
+			cn, err = c.dial(ctx, deadline)
+		} else {
+			cn, reused, err = c.get(ctx, deadline)
+		}
 		if err != nil {
 			return resp, wrote, c.ctxErr(ctx, err)
 		}
@@ -178,7 +184,9 @@ func (c *Client) Get(ctx context.Context, target string, deadline time.Time, kee
 			wrote++
 		}
 		if err == nil {
-			if st.reusable {
+			// Bytes past the answer answer nothing we asked: such a
+			// connection is not used again.
+			if st.reusable && cn.br.Buffered() == 0 {
 				c.put(cn, deadline)
 			} else {
 				cn.close()

@@ -464,3 +464,102 @@ func TestWarmOpensConnectionsBeforeTheFirstRequest(t *testing.T) {
 		t.Errorf("Warm opened %d connections in %d tries to a host whose certificate fails, want 0 in 1", n, tlsConns.Load())
 	}
 }
+
+// TestGetReplaysOnANewConnectionNotAnotherIdleOne: when the server has
+// closed every idle connection (a restart), the request is replayed once,
+// on a new connection, not on each dead idle one in turn.
+func TestGetReplaysOnANewConnectionNotAnotherIdleOne(t *testing.T) {
+	origin, accepted := rawServer(t, func(n int, c net.Conn) {
+		if n <= 3 {
+			return // the first three connections die unanswered
+		}
+		br := bufio.NewReader(c)
+		for {
+			if _, err := http.ReadRequest(br); err != nil {
+				return
+			}
+			io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+		}
+	})
+	c := newClient(t, origin, Options{MaxIdle: 3})
+	d := soon()
+	if n := c.Warm(context.Background(), 3, d); n != 3 {
+		t.Fatalf("warmed %d connections, want 3", n)
+	}
+	resp, wrote, err := c.Get(context.Background(), origin+"/x", d, 0) // same deadline: no liveness check
+	if err != nil || resp.Status != 200 {
+		t.Fatal(err)
+	}
+	if wrote != 2 || accepted.Load() != 4 {
+		t.Errorf("wrote %d, %d connections; want 2 writes: one on a dead connection, one on a new one", wrote, accepted.Load())
+	}
+}
+
+// TestGetReusesAConnectionWhoseDeadlinePassed: a connection idle past
+// its last exchange's deadline is checked and reused, not redialled.
+func TestGetReusesAConnectionWhoseDeadlinePassed(t *testing.T) {
+	origin, accepted := rawServer(t, func(_ int, c net.Conn) {
+		br := bufio.NewReader(c)
+		for {
+			if _, err := http.ReadRequest(br); err != nil {
+				return
+			}
+			io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+		}
+	})
+	c := newClient(t, origin, Options{MaxIdle: 1})
+	first := time.Now().Add(time.Second)
+	if _, _, err := c.Get(context.Background(), origin+"/1", first, 0); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(time.Until(first)) // a clock condition: the deadline has passed
+	if _, wrote, err := c.Get(context.Background(), origin+"/2", soon(), 0); err != nil || wrote != 1 {
+		t.Fatalf("wrote %d: %v", wrote, err)
+	}
+	if n := accepted.Load(); n != 1 {
+		t.Errorf("%d connections, want 1 (the idle one reused)", n)
+	}
+}
+
+func TestGetReadsManySmallChunks(t *testing.T) {
+	const chunks = 300000
+	var body strings.Builder
+	body.WriteString("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+	for range chunks {
+		body.WriteString("1\r\nx\r\n")
+	}
+	body.WriteString("0\r\n\r\n")
+	origin, _ := rawServer(t, func(_ int, c net.Conn) {
+		if _, err := http.ReadRequest(bufio.NewReader(c)); err == nil {
+			io.WriteString(c, body.String())
+		}
+	})
+	c := newClient(t, origin, Options{MaxIdle: 1})
+	resp, _, err := c.Get(context.Background(), origin+"/x", soon(), chunks)
+	if err != nil || len(resp.Body) != chunks {
+		t.Fatalf("%d bytes: %v", len(resp.Body), err)
+	}
+}
+
+// TestGetDropsAConnectionWithBytesPastTheAnswer: bytes after an answer
+// answer nothing that was asked; the connection is not used again.
+func TestGetDropsAConnectionWithBytesPastTheAnswer(t *testing.T) {
+	origin, accepted := rawServer(t, func(_ int, c net.Conn) {
+		br := bufio.NewReader(c)
+		for {
+			if _, err := http.ReadRequest(br); err != nil {
+				return
+			}
+			io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokEXTRA")
+		}
+	})
+	c := newClient(t, origin, Options{MaxIdle: 1})
+	for range 2 {
+		if resp, _, err := c.Get(context.Background(), origin+"/x", soon(), 10); err != nil || string(resp.Body) != "ok" {
+			t.Fatalf("%q: %v", resp.Body, err)
+		}
+	}
+	if n := accepted.Load(); n != 2 {
+		t.Errorf("%d connections, want 2", n)
+	}
+}

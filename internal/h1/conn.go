@@ -191,7 +191,7 @@ type header struct {
 func (cn *conn) readHead(resp *Response) (h header, err error) {
 	h.length = -1
 	budget := maxHeaderBytes
-	line, err := cn.readLine(&budget)
+	line, err := cn.readHeadLine(&budget)
 	if err != nil {
 		return h, err
 	}
@@ -208,7 +208,7 @@ func (cn *conn) readHead(resp *Response) (h header, err error) {
 	http10 := proto[7] == '0'
 	keepAlive := false
 	for {
-		line, err := cn.readLine(&budget)
+		line, err := cn.readHeadLine(&budget)
 		if err != nil {
 			return h, err
 		}
@@ -251,7 +251,20 @@ func (cn *conn) readHead(resp *Response) (h header, err error) {
 	return h, nil
 }
 
-// readLine reads a line without its CRLF, charging it to budget.
+// readHeadLine is readLine for a status, header or trailer line.
+func (cn *conn) readHeadLine(budget *int) ([]byte, error) {
+	line, err := cn.readLine(budget)
+	if errors.Is(err, errTooLong) {
+		err = fmt.Errorf("h1: the answer's headers pass %d bytes", maxHeaderBytes)
+	}
+	return line, err
+}
+
+// errTooLong is the error of a line past its budget.
+var errTooLong = errors.New("too long")
+
+// readLine reads a line without its CRLF, charging it to budget; past the
+// budget it fails with errTooLong.
 func (cn *conn) readLine(budget *int) ([]byte, error) {
 	line, err := cn.br.ReadSlice('\n')
 	if errors.Is(err, bufio.ErrBufferFull) {
@@ -265,7 +278,7 @@ func (cn *conn) readLine(budget *int) ([]byte, error) {
 	*budget -= len(line)
 	switch {
 	case *budget < 0:
-		return nil, fmt.Errorf("h1: the answer's headers pass %d bytes", maxHeaderBytes)
+		return nil, errTooLong
 	case errors.Is(err, io.EOF):
 		return nil, io.ErrUnexpectedEOF
 	case err != nil:
@@ -306,11 +319,19 @@ func (cn *conn) body(resp *Response, n int64, keepBody int) error {
 	return nil
 }
 
-// chunked reads a chunked body and its trailers.
+// maxChunkLine bounds a chunk's size line (extensions included).
+const maxChunkLine = 4096
+
+// chunked reads a chunked body and its trailers; the trailers share the
+// headers' budget, each chunk's lines have their own.
 func (cn *conn) chunked(resp *Response, keepBody int) error {
-	budget := maxHeaderBytes
+	trailers := maxHeaderBytes
 	for {
+		budget := maxChunkLine
 		line, err := cn.readLine(&budget)
+		if errors.Is(err, errTooLong) {
+			return fmt.Errorf("h1: a chunk size line passes %d bytes", maxChunkLine)
+		}
 		if err != nil {
 			return err
 		}
@@ -321,7 +342,7 @@ func (cn *conn) chunked(resp *Response, keepBody int) error {
 		}
 		if n == 0 {
 			for { // trailers, up to an empty line
-				line, err := cn.readLine(&budget)
+				line, err := cn.readHeadLine(&trailers)
 				if err != nil {
 					return err
 				}
@@ -333,9 +354,10 @@ func (cn *conn) chunked(resp *Response, keepBody int) error {
 		if err := cn.body(resp, n, keepBody); err != nil {
 			return err
 		}
-		if line, err := cn.readLine(&budget); err != nil {
+		budget = maxChunkLine
+		if line, err := cn.readLine(&budget); err != nil && !errors.Is(err, errTooLong) {
 			return err
-		} else if len(line) != 0 {
+		} else if err != nil || len(line) != 0 {
 			return errors.New("h1: malformed chunk end")
 		}
 	}

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"net"
 	"syscall"
+	"time"
 )
 
 // pollSend makes send write from inside its poll for the answer, on a
@@ -58,11 +59,17 @@ func (cn *conn) alive() bool {
 	if err != nil {
 		return false
 	}
+	// The last exchange's deadline may have passed: without clearing it,
+	// the poll would fail before the peek.
+	if cn.nc.SetReadDeadline(time.Time{}) != nil {
+		return false
+	}
 	var n int
 	var rerr error
 	var buf [1]byte
 	if err := raw.Read(func(fd uintptr) bool {
-		n, _, rerr = syscall.Recvfrom(int(fd), buf[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+		// The socket is non-blocking: the peek does not wait.
+		n, _, rerr = syscall.Recvfrom(int(fd), buf[:], syscall.MSG_PEEK)
 		return true
 	}); err != nil {
 		return false
