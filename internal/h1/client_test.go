@@ -24,7 +24,7 @@ import (
 // soon is a deadline far enough away that only a broken exchange meets it.
 func soon() time.Time { return time.Now().Add(10 * time.Second) }
 
-func newClient(t *testing.T, origin string, o Options) *Client {
+func newClient(t testing.TB, origin string, o Options) *Client {
 	t.Helper()
 	c, err := New(origin, o)
 	if err != nil {
@@ -36,7 +36,7 @@ func newClient(t *testing.T, origin string, o Options) *Client {
 
 // rawServer accepts connections on 127.0.0.1 and serves each with serve;
 // it returns the origin and the number of connections accepted so far.
-func rawServer(t *testing.T, serve func(n int, c net.Conn)) (string, *atomic.Int32) {
+func rawServer(t testing.TB, serve func(n int, c net.Conn)) (string, *atomic.Int32) {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
