@@ -563,3 +563,22 @@ func TestGetDropsAConnectionWithBytesPastTheAnswer(t *testing.T) {
 		t.Errorf("%d connections, want 2", n)
 	}
 }
+
+func TestGetOverIPv6Loopback(t *testing.T) {
+	ln, err := net.Listen("tcp", "[::1]:0")
+	if err != nil {
+		t.Skipf("no IPv6 loopback here: %v", err)
+	}
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Location", "host="+r.Host)
+		w.WriteHeader(http.StatusFound)
+	}))
+	srv.Listener = ln
+	srv.Start()
+	defer srv.Close()
+	c := newClient(t, srv.URL, Options{MaxIdle: 1, Keep: []string{"Location"}})
+	resp, _, err := c.Get(context.Background(), srv.URL+"/x", soon(), 0)
+	if err != nil || resp.Header("Location") != "host="+ln.Addr().String() {
+		t.Fatalf("answer %+v: %v", resp, err)
+	}
+}
