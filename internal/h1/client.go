@@ -102,6 +102,9 @@ func New(origin string, o Options) (*Client, error) {
 		if cfg.ServerName == "" {
 			cfg.ServerName = u.Hostname()
 		}
+		if cfg.ClientSessionCache == nil { // connections added later resume the session
+			cfg.ClientSessionCache = tls.NewLRUClientSessionCache(0)
+		}
 		cfg.NextProtos = []string{"http/1.1"}
 		c.tls = cfg
 	}

@@ -302,9 +302,10 @@ func TestGetChecksAnIdleConnectionBeforeReusingIt(t *testing.T) {
 }
 
 func TestGetOverTLS(t *testing.T) {
-	var proto atomic.Value
+	var proto, resumed atomic.Value
 	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		proto.Store(r.Proto)
+		resumed.Store(r.TLS.DidResume)
 		w.Header().Set("Location", "https://storage.example/x")
 		w.WriteHeader(http.StatusFound)
 	}))
@@ -320,6 +321,13 @@ func TestGetOverTLS(t *testing.T) {
 	}
 	if p := proto.Load(); p != "HTTP/1.1" {
 		t.Errorf("protocol %v, want HTTP/1.1", p)
+	}
+	c.CloseIdleConnections() // the next request needs a new connection...
+	if _, _, err := c.Get(context.Background(), srv.URL+"/x", soon(), 0); err != nil {
+		t.Fatal(err)
+	}
+	if r := resumed.Load(); r == nil || !r.(bool) {
+		t.Errorf("a new connection did a full handshake again: resumed %v", r) // ...which resumes the session
 	}
 
 	untrusted := newClient(t, srv.URL, Options{MaxIdle: 1})
