@@ -174,12 +174,7 @@ func claim(ctx, gctx, jctx context.Context, g *errgroup.Group, p pace, start tim
 			w := newWorker()
 			defer w.rest()
 			for {
-				if !gate.allows(id) {
-					w.rest()
-				}
-				if !gate.enter(id) {
-					return nil
-				}
+				gate.enter(id, w.rest)
 				i, ok := take()
 				if !ok {
 					return nil
@@ -249,7 +244,8 @@ func slots(p pace, begin time.Time) func() (int, time.Time, bool) {
 // late, the step is saturated. A slot claimed once the step's duration is
 // up is not sent but missed.
 func dispatch(ctx, gctx, jctx context.Context, g *errgroup.Group, p pace, newWorker func() worker, res *issued) {
-	res.target = newSchedule(p.rate, p.duration, p.stages).meanRate() / float64(max(p.shards, 1)) // a shard owns 1/shards of the slots
+	sched := newSchedule(p.rate, p.duration, p.stages)        // for its rate and length; slots walks its own
+	res.target = sched.meanRate() / float64(max(p.shards, 1)) // a shard owns 1/shards of the slots
 	maxW := int64(p.maxConcurrency)
 	if maxW <= 0 {
 		maxW = 10 * int64(p.concurrency)
@@ -377,7 +373,7 @@ func dispatch(ctx, gctx, jctx context.Context, g *errgroup.Group, p pace, newWor
 	sent := started.Load()
 	res.saturated = float64(lateAtMax.Load()) > saturatedShare*float64(sent)
 	if !cut && !end.IsZero() {
-		due := newSchedule(p.rate, p.duration, p.stages).slots()
+		due := sched.slots()
 		if p.total >= 0 {
 			due = min(due, p.total)
 		}
@@ -400,30 +396,23 @@ func newWorkerGate() *workerGate {
 	return g
 }
 
-// allows reports whether worker id may take a job now. A nil gate
-// allows every worker.
-func (g *workerGate) allows(id int) bool {
+// enter waits until worker id may take a job, or the gate is closed;
+// before it waits, it calls waiting. A nil gate lets every worker
+// through.
+func (g *workerGate) enter(id int, waiting func()) {
 	if g == nil {
-		return true
+		return
 	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	return id < g.allowed || g.closed
-}
-
-// enter waits until worker id may take a job; it returns false once the
-// gate is closed and the worker is still not allowed. A nil gate lets
-// every worker through.
-func (g *workerGate) enter(id int) bool {
-	if g == nil {
-		return true
+	if id >= g.allowed && !g.closed {
+		g.mu.Unlock()
+		waiting()
+		g.mu.Lock()
 	}
-	g.mu.Lock()
-	defer g.mu.Unlock()
 	for id >= g.allowed && !g.closed {
 		g.cond.Wait()
 	}
-	return id < g.allowed || g.closed
 }
 
 func (g *workerGate) set(n int) {
@@ -433,7 +422,7 @@ func (g *workerGate) set(n int) {
 	g.cond.Broadcast()
 }
 
-// close lets every worker through, to find the jobs channel closed.
+// close lets every worker through, to find that no job is left.
 func (g *workerGate) close() {
 	if g == nil {
 		return
