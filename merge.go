@@ -137,6 +137,7 @@ func (s *StepReport) mergeStep(o StepReport) error {
 	}
 	s.OK = s.OK && o.OK
 	s.DurationS = max(s.DurationS, o.DurationS) // the shards ran at once
+	s.Ran = s.Ran || o.Ran
 	s.Interrupted = s.Interrupted || o.Interrupted
 	switch {
 	case s.Error == nil:
@@ -174,18 +175,14 @@ func mergedThresholds(in []namedReport, out *Report) ([]ThresholdResult, error) 
 			return nil, usageErrorf("merge: %s and %s list different thresholds: reports of one plan list the same", first.label, n.label)
 		}
 	}
-	p := &Plan{}
+	steps := make([]namedKind, 0, len(out.Steps))
 	for _, s := range out.Steps {
-		step, err := stepOfKind(s.Name, s.Kind)
-		if err != nil {
-			return nil, err
-		}
-		p.Steps = append(p.Steps, step)
+		steps = append(steps, namedKind{s.Name, s.Kind})
 		selected[s.Name] = true
 	}
 	results := make([]ThresholdResult, 0, len(exprs))
 	for _, expr := range exprs {
-		t, err := p.parseThreshold(expr)
+		t, err := parseThreshold(expr, steps)
 		if err != nil {
 			// Its step ran in no shard: not selected (-only), or the run
 			// stopped before it; the shards' reports say which.
@@ -202,29 +199,6 @@ func mergedThresholds(in []namedReport, out *Report) ([]ThresholdResult, error) 
 		}
 	}
 	return results, nil
-}
-
-// stepOfKind returns a plan step of the kind with default settings: what
-// parseThreshold needs of a step (its name and kind).
-func stepOfKind(name, kind string) (Step, error) {
-	s := Step{Name: name}
-	switch kind {
-	case "download":
-		s.Download = &DownloadStep{}
-	case "make-stacks":
-		s.MakeStacks = &MakeStacksStep{}
-	case "symbolicate":
-		s.Symbolicate = &SymbolicateStep{}
-	case "list-zips":
-		s.ListZips = &ListZipsStep{}
-	case "make-zips":
-		s.MakeZips = &MakeZipsStep{}
-	case "upload":
-		s.Upload = &UploadStep{}
-	default:
-		return Step{}, fmt.Errorf("merge: step %q has kind %q, which merge does not know", name, kind)
-	}
-	return s, nil
 }
 
 // shardList names shards: "shard 2 of 4 is", "shards 1, 3 of 4 are".

@@ -611,3 +611,31 @@ func TestKindMergesEqualOneAggregate(t *testing.T) {
 		})
 	})
 }
+
+// TestMergeKnowsEveryKind: the shards' reports of a step of any kind
+// merge, with its thresholds evaluated on the merged result; a step that
+// ran in one shard only ran.
+func TestMergeKnowsEveryKind(t *testing.T) {
+	for _, k := range kinds {
+		t.Run(k.name, func(t *testing.T) {
+			metric := metricsOf(k)[0].name
+			expr := k.name + "." + metric + " >= 0"
+			step := func(ran bool) func(r *Report) {
+				return func(r *Report) {
+					r.Steps = []StepReport{{Kind: k.name, Name: k.name, OK: true, Ran: ran, result: k.result()}}
+					r.Thresholds = []ThresholdResult{{Expr: expr}}
+				}
+			}
+			merged, err := mergeArgs(t, writeReports(t, shardReport(0, 2, step(false)), shardReport(1, 2, step(true)))...)
+			if merged == nil || (err != nil && exitCode(err, io.Discard) != exitThresholds) { // an empty result may miss it
+				t.Fatalf("merge: %v", err)
+			}
+			if s := merged.Steps[0]; !s.Ran {
+				t.Errorf("the merged step did not run; shard 1 ran it")
+			}
+			if th := merged.Thresholds; len(th) != 1 || th[0].Note == "step in no shard's report" {
+				t.Errorf("thresholds %+v: %q was not evaluated on the merged step", th, expr)
+			}
+		})
+	}
+}

@@ -191,24 +191,38 @@ type threshold struct {
 
 var thresholdOps = []string{"<=", ">=", "==", "!=", "<", ">"}
 
-// parseThreshold parses "STEP.METRIC OP VALUE" against the plan's steps:
-// the step by name, the metric from the registry of its kind.
+// namedKind is what a threshold needs of a step: its name and kind.
+type namedKind struct{ name, kind string }
+
+// parseThreshold parses "STEP.METRIC OP VALUE" against the plan's steps.
 func (p *Plan) parseThreshold(expr string) (threshold, error) {
+	steps := make([]namedKind, 0, len(p.Steps))
+	for _, s := range p.Steps {
+		if ws := s.workloads(); len(ws) == 1 {
+			steps = append(steps, namedKind{s.Name, ws[0].kind()})
+		}
+	}
+	return parseThreshold(expr, steps)
+}
+
+// parseThreshold parses "STEP.METRIC OP VALUE" against steps: the step by
+// name, the metric from the registry of its kind.
+func parseThreshold(expr string, steps []namedKind) (threshold, error) {
 	fields := strings.Fields(expr)
 	if len(fields) != 3 || !slices.Contains(thresholdOps, fields[1]) {
 		return threshold{}, fmt.Errorf("%q is not STEP.METRIC OP VALUE (OP one of %s), such as \"download.p95 < 800ms\"", expr, strings.Join(thresholdOps, " "))
 	}
 	lhs, op, rhs := fields[0], fields[1], fields[2]
-	var step *Step
-	for i := range p.Steps {
-		if s := &p.Steps[i]; strings.HasPrefix(lhs, s.Name+".") && (step == nil || len(s.Name) > len(step.Name)) {
+	var step *namedKind
+	for i := range steps {
+		if s := &steps[i]; strings.HasPrefix(lhs, s.name+".") && (step == nil || len(s.name) > len(step.name)) {
 			step = s
 		}
 	}
 	if step == nil {
 		var names []string
-		for _, s := range p.Steps {
-			names = append(names, s.Name)
+		for _, s := range steps {
+			names = append(names, s.name)
 		}
 		msg := fmt.Sprintf("%q names no step of the plan (its steps are: %s)", lhs, strings.Join(names, ", "))
 		if name, _, ok := strings.Cut(lhs, "."); ok {
@@ -218,12 +232,11 @@ func (p *Plan) parseThreshold(expr string) (threshold, error) {
 		}
 		return threshold{}, errors.New(msg)
 	}
-	ws := step.workloads()
-	if len(ws) != 1 {
-		return threshold{}, fmt.Errorf("step %q has no single kind", step.Name)
+	k, ok := kindByName(step.kind)
+	if !ok {
+		return threshold{}, fmt.Errorf("step %q has kind %q, which this teckenrun does not know", step.name, step.kind)
 	}
-	k, _ := kindByName(ws[0].kind())
-	name := strings.TrimPrefix(lhs, step.Name+".")
+	name := strings.TrimPrefix(lhs, step.name+".")
 	def, ok := lookupMetric(k, name)
 	if !ok {
 		var names []string
@@ -240,7 +253,7 @@ func (p *Plan) parseThreshold(expr string) (threshold, error) {
 	if err != nil {
 		return threshold{}, fmt.Errorf("%s: %w", expr, err)
 	}
-	return threshold{expr: expr, step: step.Name, metric: def, op: op, value: v}, nil
+	return threshold{expr: expr, step: step.name, metric: def, op: op, value: v}, nil
 }
 
 // parseThresholdValue reads a threshold's right-hand side in the
