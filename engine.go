@@ -36,6 +36,12 @@ func (p pace) scheduled() bool {
 	return p.rate > 0 || (len(p.stages) > 0 && p.stages[0].Rate != nil)
 }
 
+// targetRate is the schedule's mean rate of a rate-driven pace: the
+// shard's own, which owns 1/shards of the slots.
+func (p pace) targetRate() float64 {
+	return newSchedule(p.rate, p.duration, p.stages).meanRate() / float64(max(p.shards, 1))
+}
+
 // length is how long the step issues jobs; 0 = until its total.
 func (p pace) length() time.Duration {
 	if len(p.stages) > 0 {
@@ -244,12 +250,8 @@ func slots(p pace, begin time.Time) func() (int, time.Time, bool) {
 // late, the step is saturated. A slot claimed once the step's duration is
 // up is not sent but missed.
 func dispatch(ctx, gctx, jctx context.Context, g *errgroup.Group, p pace, newWorker func() worker, res *issued) {
-	sched := newSchedule(p.rate, p.duration, p.stages)        // for its rate and length; slots walks its own
-	res.target = sched.meanRate() / float64(max(p.shards, 1)) // a shard owns 1/shards of the slots
-	maxW := int64(p.maxConcurrency)
-	if maxW <= 0 {
-		maxW = 10 * int64(p.concurrency)
-	}
+	res.target = p.targetRate()
+	maxW := int64(maxWorkersOf(p))
 	var (
 		// The schedule starts once the first workers wait for it
 		// (begin), so that its first slots are not late by their start.
@@ -373,7 +375,7 @@ func dispatch(ctx, gctx, jctx context.Context, g *errgroup.Group, p pace, newWor
 	sent := started.Load()
 	res.saturated = float64(lateAtMax.Load()) > saturatedShare*float64(sent)
 	if !cut && !end.IsZero() {
-		due := sched.slots()
+		due := newSchedule(p.rate, p.duration, p.stages).slots()
 		if p.total >= 0 {
 			due = min(due, p.total)
 		}
@@ -492,7 +494,7 @@ func drive[O any](ctx context.Context, rc *runContext, p pace, src jobSource[O],
 	rc.prog.expect(func(pl *progressPlan) {
 		pl.total, pl.duration, pl.errors = int64(max(p.shareOf(p.total), 0)), p.length(), true
 		if p.scheduled() {
-			pl.target = newSchedule(p.rate, p.duration, p.stages).meanRate() / float64(max(p.shards, 1))
+			pl.target = p.targetRate()
 		}
 	})
 	free := make(chan []O, 2*maxWorkersOf(p)) // batches the collector is done with

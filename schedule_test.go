@@ -275,3 +275,29 @@ func TestRateAddsWorkersWhenAllAreBusy(t *testing.T) {
 		t.Errorf("median schedule lag %v: the added workers did not keep the schedule", p50)
 	}
 }
+
+// TestMaxConcurrencyBelowConcurrency: a max_concurrency under
+// concurrency does not run fewer workers than concurrency, which the
+// step's connections are sized for.
+func TestMaxConcurrencyBelowConcurrency(t *testing.T) {
+	p := pace{concurrency: 4, maxConcurrency: 2, rate: 100, total: 40}
+	var mu sync.Mutex
+	inFlight, most := 0, 0
+	is, err := issue(context.Background(), context.Background(), p, func(context.Context, int, slot) error {
+		mu.Lock()
+		inFlight++
+		most = max(most, inFlight)
+		mu.Unlock()
+		time.Sleep(60 * time.Millisecond) // the job's own work: 6 slots come meanwhile
+		mu.Lock()
+		inFlight--
+		mu.Unlock()
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if is.peak != maxWorkersOf(p) || most > is.peak || most < 3 {
+		t.Errorf("peak workers %d, most at once %d; want %d workers (maxWorkersOf), used", is.peak, most, maxWorkersOf(p))
+	}
+}
