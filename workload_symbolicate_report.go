@@ -41,7 +41,8 @@ type SymbolicateResult struct {
 	// median is within the histogram's precision, where symbolication.py
 	// took the upper-middle value.
 	Debug map[string]*metrics.ValueSummary `json:"debug"`
-	// DebugObjects is the number of debug objects read.
+	// DebugObjects is the number of debug objects read from answers that
+	// fit their requests (the others are counted as invalid, whole).
 	DebugObjects int             `json:"debug_objects"`
 	Conclusion   DebugConclusion `json:"conclusion"`
 }
@@ -126,6 +127,9 @@ func (a *symbolicateAgg) add(o symOutcome) (failed bool) {
 	}
 	r.KnownFrames += o.knownFrames
 	r.SymbolicatedFrames += o.symbolicated
+	if o.invalid != "" {
+		return true // its frames and debug objects are not counted
+	}
 	for _, d := range o.debugs {
 		r.DebugObjects++
 		for k, v := range d {

@@ -365,3 +365,27 @@ func TestSymbolicateNeverDividesByZero(t *testing.T) {
 		t.Errorf("table: %v\n%s", err, table.String())
 	}
 }
+
+// TestInvalidAnswersCountNoDebugObjects: an answer that does not fit its
+// request is counted whole as invalid, its debug objects too: however far
+// the check got before it failed, none of them is counted.
+func TestInvalidAnswersCountNoDebugObjects(t *testing.T) {
+	batch := []*stackFile{{name: "a", modules: []string{"m"}, frames: [][]int64{{0}}}, {name: "b", modules: []string{"m"}, frames: [][]int64{{0}}}}
+	valid := `{"results":[{"stacks":[[{"frame":0,"module":"m","function":"f"}]],"found_modules":{"m":true},"debug":{"time":1}},` +
+		`{"stacks":[[{"frame":0,"module":"m","function":"f"}]],"found_modules":{"m":true},"debug":{"time":2}}]}`
+	badSecond := `{"results":[{"stacks":[[{"frame":0,"module":"m","function":"f"}]],"found_modules":{"m":true},"debug":{"time":1}},` +
+		`{"stacks":[],"found_modules":{"m":true},"debug":{"time":2}}]}`
+	for _, tc := range []struct {
+		answer  string
+		objects int
+	}{{valid, 2}, {badSecond, 0}} {
+		agg := newSymbolicateAgg(2, nil, pace{})
+		var o symOutcome
+		o.Status = 200
+		o.checkV5([]byte(tc.answer), batch)
+		agg.add(o)
+		if got := agg.res.DebugObjects; got != tc.objects {
+			t.Errorf("debug objects %d (invalid %q), want %d", got, o.invalid, tc.objects)
+		}
+	}
+}
