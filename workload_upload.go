@@ -164,6 +164,9 @@ type UploadRecord struct {
 	DurationS float64 `json:"duration_s"`
 	UploadID  *int    `json:"upload_id"`
 	Error     *string `json:"error"`
+	// DeleteError says why a zip that Tecken accepted could not be
+	// deleted afterwards (delete_uploaded); the upload still succeeded.
+	DeleteError *string `json:"delete_error"`
 
 	ex        *exchange      // the upload request; nil when none was made
 	cancelled bool           // cut off by an interrupt
@@ -301,10 +304,17 @@ func (u *UploadStep) run(ctx context.Context, rc *runContext) (stepResult, error
 	if err != nil {
 		return res, err
 	}
+	var errs []error
 	if res.Failed > 0 {
-		return res, fmt.Errorf("%d of %d uploads failed", res.Failed, res.Failed+res.Succeeded)
+		errs = append(errs, fmt.Errorf("%d of %d uploads failed", res.Failed, res.Failed+res.Succeeded))
 	}
-	return res, nil
+	for _, rec := range res.Uploads {
+		if rec.DeleteError != nil { // the first; each record has its own
+			errs = append(errs, fmt.Errorf("uploaded, but deleting it: %s", *rec.DeleteError))
+			break
+		}
+	}
+	return res, errors.Join(errs...)
 }
 
 func newUploadResult() *UploadResult {
@@ -484,7 +494,7 @@ func (u *UploadStep) uploadFile(ctx context.Context, rt http.RoundTripper, pol r
 	rec.members = zipMembers(f, info.Size())
 	if u.DeleteUploaded {
 		if err := os.Remove(path); err != nil {
-			return fail(fmt.Errorf("uploaded, but deleting it: %w", err))
+			rec.DeleteError = ptr(err.Error())
 		}
 	}
 	return rec

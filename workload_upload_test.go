@@ -505,3 +505,32 @@ func TestUploadMaxSizeIsInclusive(t *testing.T) {
 		})
 	}
 }
+
+// TestUploadAcceptedButNotDeletedStillSucceeded: when a zip Tecken
+// accepted cannot be deleted (delete_uploaded), the upload counts as
+// succeeded (its bytes and symbols too) and the step fails with why.
+func TestUploadAcceptedButNotDeletedStillSucceeded(t *testing.T) {
+	emu, _ := uploadEmulator(t)
+	dir := t.TempDir()
+	good, _ := goodZip(t, dir, "good.zip", 1)
+	// While Tecken takes the zip, a directory with a file in it takes the
+	// zip's place: removing it fails.
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if os.Remove(good) == nil && os.Mkdir(good, 0o755) == nil {
+			os.WriteFile(filepath.Join(good, "keep"), nil, 0o644)
+		}
+		emu.ServeHTTP(w, r)
+	}))
+	defer ts.Close()
+	r, _, err := runUpload(t, context.Background(), uploadPlan(ts.URL, "      zips_dir: "+dir+"\n      delete_uploaded: true\n"), nil)
+	if err == nil || !strings.Contains(err.Error(), "uploaded, but deleting it") {
+		t.Fatalf("run error %v, want the step to fail on the delete", err)
+	}
+	s := r.Steps[0]
+	if s.Succeeded != 1 || s.Failed != 0 || s.BytesTotal == 0 || len(s.Uploads) != 1 {
+		t.Fatalf("succeeded %d, failed %d, bytes %d, %d records: want the accepted upload counted", s.Succeeded, s.Failed, s.BytesTotal, len(s.Uploads))
+	}
+	if u := s.Uploads[0]; u.Error != nil || u.UploadID == nil || u.DeleteError == nil || !strings.Contains(*u.DeleteError, "directory not empty") {
+		t.Errorf("record error %v, upload id %v, delete error %v", u.Error, u.UploadID, u.DeleteError)
+	}
+}
