@@ -12,7 +12,8 @@ const (
 	// maxPoints bounds a timeline: one more interval doubles the interval.
 	maxPoints = 600
 	// baseInterval is a new timeline's interval; intervals are baseInterval
-	// × 2^k, and every origin is a whole multiple of it.
+	// × 2^k, and a timeline's origin is a whole multiple of its interval
+	// (of the Unix epoch's grid).
 	baseInterval = int64(time.Second)
 	// liveCap is how many histograms a timeline keeps for its newest
 	// points and for reuse (two live, two spare at most).
@@ -186,7 +187,7 @@ func (t *timeline) add(done, responseUS int64, status int) {
 // interval as needed.
 func (t *timeline) slot(at int64) int {
 	if len(t.points) == 0 {
-		t.origin = floorDiv(at, baseInterval) * baseInterval
+		t.origin = floorDiv(at, t.interval) * t.interval
 		t.points = append(t.points, point{})
 		return 0
 	}
@@ -212,9 +213,15 @@ func (t *timeline) slot(at int64) int {
 	}
 }
 
-// double merges adjacent pairs of points and doubles the interval; the
-// origin stays.
+// double merges adjacent pairs of points and doubles the interval. The
+// origin stays a whole multiple of the interval (an empty point is added
+// before the first when it is not one of the new interval), so that the
+// timelines of one run's shards share one grid and merge point by point.
 func (t *timeline) double() {
+	if len(t.points) > 0 && t.origin%(2*t.interval) != 0 {
+		t.origin -= t.interval
+		t.points = append([]point{{}}, t.points...)
+	}
 	n := (len(t.points) + 1) / 2
 	for j := range n {
 		a := t.points[2*j]
@@ -353,11 +360,15 @@ func (t *timeline) summary() TimelineSummary {
 	if len(t.points) == 0 {
 		return s
 	}
-	started := time.Unix(0, t.origin).UTC()
+	first := 0 // points before the first request are left out
+	for first < len(t.points)-1 && t.points[first].requests == 0 {
+		first++
+	}
+	started := time.Unix(0, t.origin+int64(first)*t.interval).UTC()
 	s.StartedAt = &started
-	for i := range t.points {
+	for i := first; i < len(t.points); i++ {
 		p := &t.points[i]
-		tp := TimelinePoint{TS: float64(i) * s.IntervalS, Requests: p.requests, Errors: p.errors, ByClass: p.classes}
+		tp := TimelinePoint{TS: float64(i-first) * s.IntervalS, Requests: p.requests, Errors: p.errors, ByClass: p.classes}
 		if p.requests > 0 {
 			enc, p50, p99 := p.enc, p.p50, p.p99
 			if p.hist != nil {

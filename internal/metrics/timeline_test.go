@@ -137,37 +137,70 @@ func TestTimelineOutOfOrderSample(t *testing.T) {
 }
 
 func TestTimelineMergeCoarsens(t *testing.T) {
-	// a: 100 s at 1 s; b: 1500 s at 4 s, starting 3 s after a.
-	a, b := New(false), New(false)
+	// a: 100 s at 1 s; b: 1500 s at 4 s, starting 3 s after a. Merged in
+	// either order, they make the timeline of one run that did both.
+	a, b, whole := New(false), New(false), New(false)
 	for i := range 100 {
 		a.Add(done(time.Duration(i)*time.Second, time.Millisecond, 200))
+		whole.Add(done(time.Duration(i)*time.Second, time.Millisecond, 200))
 	}
 	for i := range 1500 {
 		b.Add(done(3*time.Second+time.Duration(i)*time.Second, time.Millisecond, 0))
+		whole.Add(done(3*time.Second+time.Duration(i)*time.Second, time.Millisecond, 0))
 	}
 	if b.timeline.interval != 4*baseInterval {
 		t.Fatalf("b's interval %v", time.Duration(b.timeline.interval))
 	}
-	a.Merge(b)
-	tl := a.Summary().Timeline
-	if tl.IntervalS != 4 || !tl.StartedAt.Equal(t0) {
-		t.Fatalf("interval %v s from %v, want 4 s from %v", tl.IntervalS, tl.StartedAt, t0)
-	}
-	var reqs, errs int64
-	for _, p := range tl.Points {
-		reqs += p.Requests
-		errs += p.Errors
-		if pointHistogramCount(t, p) != p.Requests {
-			t.Errorf("point at %v s: histogram %d, requests %d", p.TS, pointHistogramCount(t, p), p.Requests)
+	ab, ba := New(false), New(false)
+	ab.Merge(a)
+	ab.Merge(b)
+	ba.Merge(b)
+	ba.Merge(a)
+	want := whole.Summary().Timeline
+	for name, m := range map[string]*Metrics{"a+b": ab, "b+a": ba} {
+		tl := m.Summary().Timeline
+		if tl.IntervalS != 4 || !tl.StartedAt.Equal(t0) || len(tl.Points) != len(want.Points) {
+			t.Fatalf("%s: interval %v s from %v, %d points; want 4 s from %v, %d points", name, tl.IntervalS, tl.StartedAt, len(tl.Points), t0, len(want.Points))
+		}
+		for i, p := range tl.Points {
+			if w := want.Points[i]; p.TS != w.TS || p.Requests != w.Requests || p.Errors != w.Errors || pointHistogramCount(t, p) != p.Requests {
+				t.Errorf("%s: point %d at %v s: %d requests, %d errors; the whole run has %d, %d", name, i, p.TS, p.Requests, p.Errors, w.Requests, w.Errors)
+			}
 		}
 	}
-	if reqs != 1600 || errs != 1500 {
-		t.Errorf("%d requests, %d errors; want 1600, 1500", reqs, errs)
+	// The first point, 0..4 s, holds a's first four samples and b's
+	// first (at 3 s).
+	if p := want.Points[0]; p.Requests != 4+1 || p.Errors != 1 {
+		t.Errorf("first point: %d requests, %d errors; want 5, 1", p.Requests, p.Errors)
 	}
-	// a's point at 0..4 s has its four samples; b's first point (3..7 s)
-	// goes to the interval holding its start, 0..4 s.
-	if p := tl.Points[0]; p.Requests != 4+4 || p.Errors != 4 {
-		t.Errorf("first point: %d requests, %d errors; want 8, 4", p.Requests, p.Errors)
+}
+
+// TestTimelineGridFollowsTheEpoch: two timelines that start at different
+// seconds (1 s and 4 s after a multiple of 4 s) share their grid once they double, so that merging them is
+// exact, in either order.
+func TestTimelineGridFollowsTheEpoch(t *testing.T) {
+	a, b, whole := New(false), New(false), New(false)
+	for i := range 1500 {
+		at := time.Second + time.Duration(i)*time.Second // neither starts on the 4 s grid
+		a.Add(done(at, time.Millisecond, 200))
+		whole.Add(done(at, time.Millisecond, 200))
+		b.Add(done(3*time.Second+at, time.Millisecond, 404))
+		whole.Add(done(3*time.Second+at, time.Millisecond, 404))
+	}
+	want := whole.Summary().Timeline
+	for _, pair := range [][2]*Metrics{{a, b}, {b, a}} {
+		m := New(false)
+		m.Merge(pair[0])
+		m.Merge(pair[1])
+		tl := m.Summary().Timeline
+		if !tl.StartedAt.Equal(*want.StartedAt) || len(tl.Points) != len(want.Points) {
+			t.Fatalf("merged from %v with %d points; the whole run from %v with %d", tl.StartedAt, len(tl.Points), want.StartedAt, len(want.Points))
+		}
+		for i, p := range tl.Points {
+			if w := want.Points[i]; p.Requests != w.Requests || p.ByClass != w.ByClass {
+				t.Errorf("point %d: %d requests %+v; the whole run has %d %+v", i, p.Requests, p.ByClass, w.Requests, w.ByClass)
+			}
+		}
 	}
 }
 
