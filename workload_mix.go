@@ -90,13 +90,7 @@ func (m *MixStep) validate(v *validator, path string) {
 	}
 	if s != nil {
 		v.atLeast(sc+".symbolicate.weight", s.Weight, 1)
-		if s.API != "v4" && s.API != "v5" {
-			v.add(sc+".symbolicate.api", "must be v4 or v5, got %q", s.API)
-		}
-		v.atLeast(sc+".symbolicate.batch_size", *s.BatchSize, 1)
-		if s.API == "v4" && *s.BatchSize > 1 {
-			v.add(sc+".symbolicate.batch_size", "v4 takes one job per request; use api: v5 to batch")
-		}
+		validateAPI(v, sc+".symbolicate", s.API, *s.BatchSize)
 	}
 }
 
@@ -213,9 +207,9 @@ func (m *MixStep) run(ctx context.Context, rc *runContext) (stepResult, error) {
 		agg.weights[scenarioDownload] = d.Weight
 	}
 	if s := m.Scenarios.Symbolicate; s != nil {
-		dir := rc.plan.resolve(s.StacksDir)
-		if s.StacksDir == "" {
-			dir = rc.state.stacksDir
+		dir, err := stacksDir(rc, s.StacksDir)
+		if err != nil {
+			return agg.res, err
 		}
 		files, skipped, err := loadShuffledStacks(dir, false, seed)
 		if err != nil {

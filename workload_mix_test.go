@@ -238,3 +238,15 @@ func TestMixThatFailsBeforeStartingHasItsScenarios(t *testing.T) {
 		t.Errorf("scenarios %+v", s.Scenarios)
 	}
 }
+
+// TestMixWithoutStacksSaysWhy: a mix whose symbolicate scenario has no
+// stacks_dir, when no make-stacks step wrote one (it failed, say), says so
+// as the symbolicate step does, not with a file error.
+func TestMixWithoutStacksSaysWhy(t *testing.T) {
+	rc := &runContext{state: &runState{}, plan: &Plan{}}
+	m := &MixStep{Workers: ptr(1), Scenarios: MixScenarios{Symbolicate: &MixSymbolicate{Weight: 1, API: "v4", BatchSize: ptr(1)}}}
+	_, err := m.run(context.Background(), rc)
+	if err == nil || err.Error() != "no stacks_dir, and no make-stacks step ran before this one" {
+		t.Fatalf("error %v", err)
+	}
+}

@@ -54,13 +54,7 @@ func (s *SymbolicateStep) setDefaults(*Plan) {
 }
 
 func (s *SymbolicateStep) validate(v *validator, path string) {
-	if s.API != "v4" && s.API != "v5" {
-		v.add(path+".api", "must be v4 or v5, got %q", s.API)
-	}
-	v.atLeast(path+".batch_size", *s.BatchSize, 1)
-	if s.API == "v4" && *s.BatchSize > 1 {
-		v.add(path+".batch_size", "v4 takes one job per request; use api: v5 to batch")
-	}
+	validateAPI(v, path, s.API, *s.BatchSize)
 	v.atLeast(path+".limit", s.Limit, 0)
 	v.atLeast(path+".concurrency", *s.Concurrency, 1)
 	v.nonNegative(path+".rate", s.Rate)
@@ -103,12 +97,33 @@ func loadShuffledStacks(dir string, sanitize bool, seed uint64) ([]*stackFile, [
 // maxSampleFiles bounds the file names kept per error message.
 const maxSampleFiles = 5
 
+// validateAPI checks a symbolication API and batch size at path.
+func validateAPI(v *validator, path, api string, batchSize int) {
+	if api != "v4" && api != "v5" {
+		v.add(path+".api", "must be v4 or v5, got %q", api)
+	}
+	v.atLeast(path+".batch_size", batchSize, 1)
+	if api == "v4" && batchSize > 1 {
+		v.add(path+".batch_size", "v4 takes one job per request; use api: v5 to batch")
+	}
+}
+
+// stacksDir is the folder of stack files a step reads: stacksDir as the
+// plan gives it, or else the one an earlier make-stacks step wrote.
+func stacksDir(rc *runContext, stacksDir string) (string, error) {
+	if stacksDir != "" {
+		return rc.plan.resolve(stacksDir), nil
+	}
+	if rc.state.stacksDir == "" {
+		return "", errors.New("no stacks_dir, and no make-stacks step ran before this one")
+	}
+	return rc.state.stacksDir, nil
+}
+
 func (s *SymbolicateStep) run(ctx context.Context, rc *runContext) (stepResult, error) {
-	dir := rc.plan.resolve(s.StacksDir)
-	if s.StacksDir == "" {
-		if dir = rc.state.stacksDir; dir == "" {
-			return nil, errors.New("no stacks_dir, and no make-stacks step ran before this one")
-		}
+	dir, err := stacksDir(rc, s.StacksDir)
+	if err != nil {
+		return nil, err
 	}
 	files, skipped, err := loadShuffledStacks(dir, s.Sanitize, rc.stepSeed(s.Seed, rc.stepIndex))
 	if err != nil {
