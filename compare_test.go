@@ -152,8 +152,8 @@ func TestCompareRules(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			got := verdicts(compareReports(tt.old, tt.new, "old.json", tt.tolerance))
 			for metric, want := range tt.want {
-				if got[metric] != want {
-					t.Errorf("%s: regression %v, want %v", metric, got[metric], want)
+				if v, ok := got[metric]; !ok || v != want {
+					t.Errorf("%s: regression %v (compared: %v), want %v", metric, v, ok, want)
 				}
 			}
 		})

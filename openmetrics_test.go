@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"math"
 	"net/http"
@@ -36,9 +37,19 @@ func sampleKey(name string, labels ...string) string {
 // Pushgateway adds job and instance); with another value it stays.
 func flatten(t *testing.T, fams []*dto.MetricFamily, strip map[string]string) map[string]float64 {
 	t.Helper()
-	vec, err := expfmt.ExtractSamples(&expfmt.DecodeOptions{}, fams...)
+	out, err := samplesOf(fams, strip)
 	if err != nil {
 		t.Fatal(err)
+	}
+	return out
+}
+
+// samplesOf is flatten without a test, for a server's handler: it returns
+// the first problem instead.
+func samplesOf(fams []*dto.MetricFamily, strip map[string]string) (map[string]float64, error) {
+	vec, err := expfmt.ExtractSamples(&expfmt.DecodeOptions{}, fams...)
+	if err != nil {
+		return nil, err
 	}
 	out := map[string]float64{}
 	for _, s := range vec {
@@ -49,11 +60,11 @@ func flatten(t *testing.T, fams []*dto.MetricFamily, strip map[string]string) ma
 		}
 		k := s.Metric.String()
 		if _, dup := out[k]; dup {
-			t.Errorf("sample %s appears twice", k)
+			return nil, fmt.Errorf("sample %s appears twice", k)
 		}
 		out[k] = float64(s.Value)
 	}
-	return out
+	return out, nil
 }
 
 // parseOpenMetrics parses text with the OpenMetrics 1.0 parser, which
@@ -333,6 +344,7 @@ func TestOpenMetricsOfADemoRun(t *testing.T) {
 type pushed struct {
 	method, path, user, password string
 	samples                      map[string]float64
+	err                          error // what the push body got wrong
 }
 
 // fakeGateway is a loopback HTTP server that decodes pushes and answers
@@ -356,7 +368,7 @@ func fakeGateway(t *testing.T, status int) (*httptest.Server, func() []pushed) {
 			}
 			fams = append(fams, mf)
 		}
-		p.samples = flatten(t, fams, nil)
+		p.samples, p.err = samplesOf(fams, nil)
 		mu.Lock()
 		got = append(got, p)
 		mu.Unlock()
@@ -367,6 +379,11 @@ func fakeGateway(t *testing.T, status int) (*httptest.Server, func() []pushed) {
 	return ts, func() []pushed {
 		mu.Lock()
 		defer mu.Unlock()
+		for _, p := range got {
+			if p.err != nil {
+				t.Errorf("push to %s: %v", p.path, p.err)
+			}
+		}
 		return got
 	}
 }

@@ -173,7 +173,7 @@ func TestHTMLReportInBrowser(t *testing.T) {
 	}
 	t.Logf("screenshot: %s", png)
 
-	// Charts: the overview and four per request step of the demo.
+	// Charts: the overview and five per request step of the demo.
 	requestSteps := 0
 	for _, s := range got.Steps {
 		if len(s.Charts) > 0 {

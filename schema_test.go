@@ -55,16 +55,20 @@ func TestReportSchemaValidatesReports(t *testing.T) {
 		}
 	}
 	// The schema is strict: a missing key, a wrong kind, an unknown key
-	// fail it.
-	var r map[string]any
-	json.Unmarshal(golden, &r)
-	step := r["steps"].([]any)[0].(map[string]any)
-	delete(step, "right_pct")
-	step["typo"] = 1
-	b, _ := json.Marshal(r)
-	doc, _ := jsonschema.UnmarshalJSON(bytes.NewReader(b))
-	if err := s.Validate(doc); err == nil {
-		t.Error("a step without right_pct and with an unknown key passed the schema")
+	// each fail it.
+	for name, spoil := range map[string]func(step map[string]any){
+		"a step without right_pct":   func(step map[string]any) { delete(step, "right_pct") },
+		"a step with an unknown key": func(step map[string]any) { step["typo"] = 1 },
+		"a step of an unknown kind":  func(step map[string]any) { step["kind"] = "downlaod" },
+	} {
+		var r map[string]any
+		json.Unmarshal(golden, &r)
+		spoil(r["steps"].([]any)[0].(map[string]any))
+		b, _ := json.Marshal(r)
+		doc, _ := jsonschema.UnmarshalJSON(bytes.NewReader(b))
+		if err := s.Validate(doc); err == nil {
+			t.Errorf("%s passed the schema", name)
+		}
 	}
 }
 

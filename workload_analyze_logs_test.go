@@ -264,6 +264,9 @@ func TestAnalyzeLogsDirAndS3GiveTheSameCSVs(t *testing.T) {
 	if ld.NonGET < 1000 || ld.NonGET != ls.NonGET {
 		t.Errorf("non-GET: %d and %d", ld.NonGET, ls.NonGET)
 	}
+	if len(ld.Cache) != 3 || len(ls.Cache) != 3 {
+		t.Fatalf("%d and %d cache sizes simulated, want the 3 defaults", len(ld.Cache), len(ls.Cache))
+	}
 	for i, c := range ld.Cache {
 		if c.Size != []int{300, 1000, 10000}[i] || c.Hits != ls.Cache[i].Hits || c.Lookups != 3007-ld.NonGET {
 			t.Errorf("cache %+v and %+v", c, ls.Cache[i])
