@@ -539,11 +539,29 @@ func TestKindMergesEqualOneAggregate(t *testing.T) {
 			aggs[i%2].add(o)
 			aggs[2].add(o)
 		}
+		for k := range 2 { // a message each shard saw once
+			o := symOutcome{exchange: ex(200+k, 502), jobs: 1, files: []string{fmt.Sprint("rare", k)}, message: "rare"}
+			aggs[k].add(o)
+			aggs[2].add(o)
+		}
 		var res [3]*SymbolicateResult
 		for i, a := range aggs {
 			res[i], _ = a.result()
 		}
-		// Sample files are the first ones each shard saw, in its order.
+		// Sample files are the first ones each shard saw, in its order:
+		// those of a message both saw once are both shards'.
+		merged := roundTrip(t, "symbolicate", res[0])
+		if err := merged.merge(roundTrip(t, "symbolicate", res[1])); err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range merged.(*SymbolicateResult).ErrorsByMessage {
+			if m.Message == "rare" && !slices.Equal(m.SampleFiles, []string{"rare0", "rare1"}) {
+				t.Errorf("sample files of the rare message: %v, want both shards'", m.SampleFiles)
+			}
+			if len(m.SampleFiles) > maxSampleFiles {
+				t.Errorf("%q: %d sample files, at most %d", m.Message, len(m.SampleFiles), maxSampleFiles)
+			}
+		}
 		check(t, "symbolicate", res[0], res[1], res[2], func(r stepResult) {
 			for i := range r.(*SymbolicateResult).ErrorsByMessage {
 				r.(*SymbolicateResult).ErrorsByMessage[i].SampleFiles = nil
@@ -561,7 +579,7 @@ func TestKindMergesEqualOneAggregate(t *testing.T) {
 			var o mixOutcome
 			if i%5 < 3 {
 				o = mixOutcome{scenario: scenarioDownload, dl: downloadOutcome{exchange: ex(i, []int{302, 404, 0}[i%3]), expect: 200, debugTime: "0.004"}}
-				if i%7 == 0 {
+				if i%49 == 0 { // a few: fewer than the samples kept
 					o.dl.checkFailure = fmt.Sprint("302 for a/", i, " redirects elsewhere")
 				}
 			} else {
@@ -575,6 +593,15 @@ func TestKindMergesEqualOneAggregate(t *testing.T) {
 			res[i], _ = a.result()
 		}
 		// Check samples are the first ones each shard saw, in its order.
+		merged := roundTrip(t, "mix", res[0])
+		if err := merged.merge(roundTrip(t, "mix", res[1])); err != nil {
+			t.Fatal(err)
+		}
+		want := append(slices.Clone(res[0].Scenarios.Download.CheckSamples), res[1].Scenarios.Download.CheckSamples...)
+		if got := merged.(*MixResult).Scenarios.Download.CheckSamples; len(res[1].Scenarios.Download.CheckSamples) == 0 ||
+			len(res[0].Scenarios.Download.CheckSamples) >= maxCheckSamples || !slices.Equal(got, want[:min(len(want), maxCheckSamples)]) {
+			t.Errorf("merged check samples %q, want the first shard's then the second's (%q)", got, want)
+		}
 		check(t, "mix", res[0], res[1], res[2], func(r stepResult) {
 			for _, sh := range []*MixShare{&r.(*MixResult).Scenarios.Download.MixShare, &r.(*MixResult).Scenarios.Symbolicate.MixShare} {
 				sh.CheckSamples = nil

@@ -7,8 +7,8 @@ import (
 	"math"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/mozilla-services/teckenrun/internal/emulator"
@@ -197,30 +197,34 @@ func TestMixNeedsAScenario(t *testing.T) {
 	}
 }
 
-// TestMixShardsSplitOneSequence: three shards of a mix issue disjoint jobs
-// whose union is the single run's (a job's scenario depends on its index
-// alone: TestMixScenarioSequence).
+// TestMixShardsSplitOneSequence: three shards of a mix send, between
+// them, the requests of the single run, scenario for scenario (a job's
+// scenario and its row or stack file depend on its index alone).
 func TestMixShardsSplitOneSequence(t *testing.T) {
-	const total = 1000
-	seen := map[int]int{}
-	var mu sync.Mutex
+	emu, stacks := mixStore(t)
+	rec := &recorder{next: emu, got: map[string][]string{}}
+	ts := httptest.NewServer(rec)
+	defer ts.Close()
+	plan := mixPlan(ts.URL, stacks, "      max_requests: 300\n")
+	if _, err := runMix(t, plan); err != nil {
+		t.Fatal(err)
+	}
+	single := rec.take()
+	union := map[string][]string{}
 	for k := range 3 {
-		p := pace{concurrency: 4, total: total, shard: k, shards: 3}
-		if _, err := issue(context.Background(), context.Background(), p, func(_ context.Context, i int, _ slot) error {
-			mu.Lock()
-			defer mu.Unlock()
-			seen[i]++
-			if i%3 != k {
-				t.Errorf("shard %d issued job %d", k, i)
-			}
-			return nil
-		}); err != nil {
+		if _, _, err := runPlanAs[mixReport](t, context.Background(), plan, downloadFiles, nil, "-shard", fmt.Sprintf("%d/3", k)); err != nil {
 			t.Fatal(err)
 		}
+		for ep, what := range rec.take() {
+			union[ep] = append(union[ep], what...)
+		}
 	}
-	for i := range total {
-		if seen[i] != 1 {
-			t.Fatalf("job %d issued %d times over the shards", i, seen[i])
+	if n := len(single["download"]) + len(single["symbolicate"]); n != 300 || len(single["download"]) == 0 || len(single["symbolicate"]) == 0 {
+		t.Fatalf("single run: %d downloads, %d symbolications", len(single["download"]), len(single["symbolicate"]))
+	}
+	for _, ep := range []string{"download", "symbolicate"} {
+		if a, b := slices.Sorted(slices.Values(single[ep])), slices.Sorted(slices.Values(union[ep])); !slices.Equal(a, b) {
+			t.Errorf("%s: the shards' %d requests differ from the single run's %d", ep, len(b), len(a))
 		}
 	}
 }
