@@ -124,7 +124,9 @@ type MakeZipsResult struct {
 	Zips        []MadeZip    `json:"zips"`
 	FailedFiles []FailedFile `json:"failed_files"`
 	// DownloadedBytes, SumS and WallS describe the downloads of
-	// uploaded-symbols: the sum of per-file times against wall time.
+	// uploaded-symbols, every try of every file (a body that broke off,
+	// a file that failed): the bytes that came over the wire, the sum of
+	// per-file times against wall time.
 	DownloadedBytes int64    `json:"downloaded_bytes"`
 	SumS            float64  `json:"sum_s"`
 	WallS           float64  `json:"wall_s"`
@@ -565,13 +567,13 @@ func (m *MakeZipsStep) zipUpload(ctx context.Context, rc *runContext, f fetcher,
 	err = writeZipAtomic(zipPath, rc.prog, func(zw *zip.Writer, _ func() int64) error {
 		var writeErr error
 		col := collect(*m.Concurrency, func(ff fetchedFile) {
+			res.DownloadedBytes += ff.bytes // a failed file's tries came over the wire too
+			res.SumS += ff.seconds
 			if ff.err != nil {
 				res.FailedFiles = append(res.FailedFiles, FailedFile{Zip: zipPath, Key: ff.key, Error: ff.err.Error()})
 				return
 			}
 			defer os.Remove(ff.path)
-			res.DownloadedBytes += ff.bytes
-			res.SumS += ff.seconds
 			if writeErr == nil {
 				writeErr = copyIntoZip(zw, ff.name, ff.path)
 				files++
@@ -627,8 +629,8 @@ func fetchToFile(ctx context.Context, f fetcher, key, dir string, i int) fetched
 	ff := fetchedFile{key: key, name: strings.TrimPrefix(key, "v1/"), path: filepath.Join(dir, strconv.Itoa(i))}
 	start := time.Now()
 	for try := 0; ; try++ {
-		var retry bool
-		ff.bytes, retry, ff.err = fetchOnce(ctx, f, key, ff.path)
+		n, retry, err := fetchOnce(ctx, f, key, ff.path)
+		ff.bytes, ff.err = ff.bytes+n, err // every try's bytes came over the wire
 		if ff.err == nil || !retry || try >= fetchRetries || ctx.Err() != nil {
 			break
 		}

@@ -8,11 +8,14 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -367,5 +370,52 @@ func TestMakeZipsS3FetchTimesOut(t *testing.T) {
 	}
 	if len(s.Zips) != 1 || s.Zips[0].Files != keys-1 {
 		t.Errorf("zips %+v; want the %d other files", s.Zips, keys-1)
+	}
+}
+
+// TestMakeZipsCountsEveryByteFetched: a body that breaks off is fetched
+// again; downloaded_bytes counts every byte that came over the wire, the
+// broken tries' too, as the server sent them.
+func TestMakeZipsCountsEveryByteFetched(t *testing.T) {
+	records, hit := embeddedHit(t)
+	var mu sync.Mutex
+	tries := map[string]int{}
+	var sent int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		tries[r.URL.Path]++
+		first := tries[r.URL.Path] == 1
+		mu.Unlock()
+		if strings.HasSuffix(r.URL.Path, ".so.sym") {
+			w.WriteHeader(http.StatusNotFound) // no body: nothing to count
+			return
+		}
+		body := "served " + r.URL.Path
+		if !first {
+			n, _ := io.WriteString(w, body)
+			atomic.AddInt64(&sent, int64(n))
+			return
+		}
+		// The first try: the length of the whole, half of it, then the
+		// connection ends.
+		w.Header().Set("Content-Length", fmt.Sprint(len(body)))
+		n, _ := io.WriteString(w, body[:len(body)/2])
+		atomic.AddInt64(&sent, int64(n))
+		http.NewResponseController(w).Flush()
+		panic(http.ErrAbortHandler)
+	}))
+	srv.Config.ErrorLog = log.New(io.Discard, "", 0)
+	defer srv.Close()
+	dir := t.TempDir()
+	plan := fmt.Sprintf("host: http://127.0.0.1:1\nsteps:\n  - make-zips: {source: uploaded-symbols, records: %s, symbols_url: %s/bucket/, save_dir: %s, max_size: 2gb}\n", records, srv.URL, dir)
+	r, err := runMakeZips(t, plan)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := readZip(t, filepath.Join(dir, hit.zipName())); len(got) == 0 {
+		t.Fatal("no members: the refetched files did not make the zip")
+	}
+	if s := r.Steps[0]; s.DownloadedBytes != atomic.LoadInt64(&sent) || s.DownloadedBytes == 0 {
+		t.Errorf("downloaded_bytes %d, the server sent %d body bytes", s.DownloadedBytes, atomic.LoadInt64(&sent))
 	}
 }
