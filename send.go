@@ -51,9 +51,10 @@ type retryPolicy struct {
 
 // send performs the request that build makes (once per attempt), retrying
 // per pol, and returns the final response or the final error (then resp
-// is nil). attempts counts the requests the server may have seen,
-// including the ones net/http replays by itself on a dropped keep-alive
-// connection.
+// is nil). attempts counts the tries: each request written (the server
+// may have seen it), including the ones net/http replays by itself on a
+// dropped keep-alive connection, and each try that failed before a
+// request went out (a refused connection), as one.
 //
 // With read, send reads each answer's body with it, within the attempt's
 // timeout, and closes it: a body that breaks off (a reset, a timeout) is
