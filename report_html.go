@@ -280,11 +280,21 @@ func stepSeries(nr namedReport, m *metrics.Summary) (map[string][]htmlSeries, er
 	classes := []htmlSeries{series("2xx"), series("+3xx"), series("+4xx"), series("+5xx"), series("+no answer")}
 	p50, p99, mx := series("p50"), series("p99"), series("max")
 	svc, lag := series("service p99"), series("lag p99")
+	// The step covers the first and last intervals only in part: their
+	// rate is over the part it covers.
+	from, to := math.Inf(-1), math.Inf(1)
+	if m.FirstSentAt != nil && m.LastDoneAt != nil {
+		from, to = m.FirstSentAt.Sub(*tl.StartedAt).Seconds(), m.LastDoneAt.Sub(*tl.StartedAt).Seconds()
+	}
 	for _, p := range tl.Points {
 		x := origin + p.TS
 		reqs.Points = append(reqs.Points, [2]float64{x, float64(p.Requests)})
 		errs.Points = append(errs.Points, [2]float64{x, float64(p.Errors)})
-		rate.Points = append(rate.Points, [2]float64{x, float64(p.Requests) / w})
+		covered := min(p.TS+w, to) - max(p.TS, from)
+		if covered <= 0 || covered > w {
+			covered = w
+		}
+		rate.Points = append(rate.Points, [2]float64{x, float64(p.Requests) / covered})
 		c := p.ByClass
 		stack := 0.0
 		for k, n := range []int64{c.S1xx + c.S2xx, c.S3xx, c.S4xx, c.S5xx, p.Errors} {

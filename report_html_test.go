@@ -12,6 +12,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/mozilla-services/teckenrun/internal/emulator"
 	"github.com/mozilla-services/teckenrun/internal/metrics"
@@ -137,7 +138,7 @@ func checkStepData(t *testing.T, d *htmlData, r *Report, step string, m *metrics
 		}{
 			{"requests", bars.Series[0].Points[i], float64(p.Requests)},
 			{"errors", bars.Series[1].Points[i], float64(p.Errors)},
-			{"rate", rate.Series[0].Points[i], float64(p.Requests) / tl.IntervalS},
+			{"rate", rate.Series[0].Points[i], float64(p.Requests) / coveredS(m, p.TS)},
 			{"p50", lat.Series[0].Points[i], *p.P50S},
 			{"p99", lat.Series[1].Points[i], *p.P99S},
 			{"max", lat.Series[2].Points[i], *p.MaxS},
@@ -351,4 +352,23 @@ func TestHTMLMarksStages(t *testing.T) {
 	if n := strings.Count(string(raw), `class="stage"`); n < 2 {
 		t.Errorf("%d stage marks drawn", n)
 	}
+}
+
+// coveredS is how much of the timeline interval that starts ts seconds
+// after its start the step covered, from its first request sent to its
+// last answer: all of it but at the edges.
+func coveredS(m *metrics.Summary, ts float64) float64 {
+	tl := m.Timeline
+	start := tl.StartedAt.Add(time.Duration(ts * float64(time.Second)))
+	end := start.Add(time.Duration(tl.IntervalS * float64(time.Second)))
+	if m.FirstSentAt.After(start) {
+		start = *m.FirstSentAt
+	}
+	if m.LastDoneAt.Before(end) {
+		end = *m.LastDoneAt
+	}
+	if d := end.Sub(start).Seconds(); d > 0 {
+		return d
+	}
+	return tl.IntervalS
 }
