@@ -144,7 +144,8 @@ type UploadResult struct {
 	// BytesTotal is the size of the zips that succeeded: sent by
 	// teckenrun, or for URLs, what Tecken downloaded.
 	BytesTotal int64 `json:"bytes_total"`
-	Retries    int   `json:"retries"`
+	// Retries is metrics.retries: the attempts after the first.
+	Retries int `json:"retries"`
 	// StaleLocksTakenOver are the locks of zips this step took over from
 	// runs that are gone or older than lock_stale_after.
 	StaleLocksTakenOver []StaleLock `json:"stale_locks_taken_over"`
@@ -301,6 +302,7 @@ func (u *UploadStep) run(ctx context.Context, rc *runContext) (stepResult, error
 	agg := &uploadAgg{requests: newRequests(p), res: res, state: rc.state}
 	_, err := drive(ctx, rc, p, jobs, agg)
 	res.Metrics = agg.m.Summary()
+	res.Retries = int(res.Metrics.Retries) // one count of them, the metrics'
 	if err != nil {
 		return res, err
 	}
@@ -353,7 +355,6 @@ func (a *uploadAgg) add(rec UploadRecord) (failed bool) {
 	default:
 		r.Failed++
 	}
-	r.Retries += max(rec.Attempts-1, 0)
 	r.Uploads = append(r.Uploads, rec)
 	return rec.Error != nil
 }
