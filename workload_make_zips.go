@@ -265,9 +265,10 @@ type compressedMember struct {
 // however the work is spread: one goroutine per core makes and compresses
 // modules, and this one writes them in order with CreateRaw.
 func (m *MakeZipsStep) syntheticMembers(ctx context.Context, zw *zip.Writer, size func() int64, seed uint64) (int, error) {
+	symbols := m.symbolsPerModule(seed) // once per zip: it writes a sample module
 	module := func(i int) breakpad.Module {
 		r := rand.New(rand.NewPCG(seed, uint64(i)))
-		return breakpad.Synthesize(r, fmt.Sprintf("synth%08x", r.Uint32()), m.Platform, m.symbolsPerModule(seed))
+		return breakpad.Synthesize(r, fmt.Sprintf("synth%08x", r.Uint32()), m.Platform, symbols)
 	}
 	stop := make(chan struct{})
 	defer close(stop)
