@@ -187,13 +187,7 @@ func (r *MakeZipsResult) writeTable(w io.Writer) error {
 
 func (m *MakeZipsStep) run(ctx context.Context, rc *runContext) (stepResult, error) {
 	res := newMakeZipsResult()
-	dir := rc.plan.resolve(m.SaveDir)
-	var err error
-	if m.SaveDir == "temp" {
-		dir, err = rc.state.tempDir("zips")
-	} else {
-		err = os.MkdirAll(dir, 0o755)
-	}
+	dir, err := outDir(rc, m.SaveDir, "zips")
 	if err != nil {
 		return res, err
 	}
