@@ -56,7 +56,6 @@ type Options struct {
 type Client struct {
 	origin  string // scheme://host[:port], as given
 	addr    string // host:port to dial
-	host    string // the Host header
 	tls     *tls.Config
 	head    []byte // " HTTP/1.1\r\nHost: …\r\n" and the fixed header lines
 	keep    []string
@@ -85,7 +84,7 @@ func New(origin string, o Options) (*Client, error) {
 	if !ascii(u.Host) {
 		return nil, fmt.Errorf("h1: %q: the host is not ASCII", origin)
 	}
-	c := &Client{origin: u.Scheme + "://" + u.Host, host: u.Host, keep: o.Keep, maxIdle: o.MaxIdle}
+	c := &Client{origin: u.Scheme + "://" + u.Host, keep: o.Keep, maxIdle: o.MaxIdle}
 	c.addr = u.Host
 	if u.Port() == "" {
 		port := "80"
@@ -112,7 +111,7 @@ func New(origin string, o Options) (*Client, error) {
 	if c.dialer.Timeout <= 0 {
 		c.dialer.Timeout = 10 * time.Second
 	}
-	head := " HTTP/1.1\r\nHost: " + c.host + "\r\n"
+	head := " HTTP/1.1\r\nHost: " + u.Host + "\r\n"
 	for _, h := range o.Header {
 		if !validHeader(h[0], h[1]) {
 			return nil, fmt.Errorf("h1: invalid header %q: %q", h[0], h[1])
@@ -122,9 +121,6 @@ func New(origin string, o Options) (*Client, error) {
 	c.head = []byte(head + "\r\n")
 	return c, nil
 }
-
-// Origin returns the client's scheme://host[:port].
-func (c *Client) Origin() string { return c.origin }
 
 // Response is an answer: its status, the headers named in Options.Keep
 // and the start of its body.
